@@ -1,0 +1,1 @@
+"""authorbot's flows and command line."""

@@ -1,0 +1,160 @@
+"""The dataset flow: an author's name (or book ids) in, a checked dialogue dataset out.
+
+find books -> download -> extract utterances -> pair -> validate and export.
+Every step writes Parquet under data_dir and is cached by its real inputs and code, so a run
+repeated, or restarted after a failure, fetches and recomputes nothing it already has.
+"""
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks.cache import run_intact
+from tasks.catalog import fetch_catalog_task, select_books
+from tasks.config import CorpusConfig
+from tasks.dialogue import extract_utterances_task
+from tasks.errors import DownloadError, ExtractionError, InvalidDataError
+from tasks.gutenberg import HttpPolicy, download_book_task
+from tasks.pairing import pair_utterances_task
+from tasks.tables import CATALOG, DATASET, PAIRS, read_table
+from tasks.validate import CheckedDataset, export_dataset, report_markdown, validate_pairs_task
+
+log = logging.getLogger(__name__)
+C = CorpusConfig  # the defaults below are CorpusConfig's, so the flow and the CLI agree
+
+
+@flow(name="build-corpus", flow_run_name="corpus-{author}")
+def build_corpus(
+    author: str = C.author,
+    book: list[int] = [],  # noqa: B006 (Prefect shows a list field; never mutated)
+    mirror: str = C.mirror,
+    language: str = C.language,
+    max_books: int = C.max_books,
+    data_dir: Path = C.data_dir,
+    out: Path | None = C.out,
+    catalog_max_age_days: float = C.catalog_max_age_days,
+    request_delay: float = C.request_delay,
+    http_retries: int = C.http_retries,
+    http_backoff: float = C.http_backoff,
+    http_timeout: float = C.http_timeout,
+    max_gap: int = C.max_gap,
+    val_fraction: float = C.val_fraction,
+    min_pairs: int = C.min_pairs,
+    seed: int = C.seed,
+) -> CheckedDataset:
+    """Build, check and export the dialogue dataset of an author or of some books."""
+    cfg = CorpusConfig(
+        author,
+        tuple(book),
+        mirror,
+        language,
+        max_books,
+        Path(data_dir).resolve(),
+        out,
+        catalog_max_age_days,
+        request_delay,
+        http_retries,
+        http_backoff,
+        http_timeout,
+        max_gap,
+        val_fraction,
+        min_pairs,
+        seed,
+    )
+    return build_dataset(cfg)
+
+
+def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
+    """The flow's body, for callers that already hold a CorpusConfig (the training flow)."""
+    http = HttpPolicy(cfg.request_delay, cfg.http_retries, cfg.http_backoff, cfg.http_timeout)
+    raw_dir = cfg.data_dir / "01_raw"
+
+    # 1. Find the books in the catalog.
+    fetch_catalog = fetch_catalog_task.with_options(cache_expiration=timedelta(days=cfg.catalog_max_age_days))
+    catalog = run_intact(fetch_catalog, mirror=cfg.mirror, http=http, raw_dir=raw_dir)
+    entries = select_books(read_table(catalog.path, CATALOG), cfg.author, cfg.language, cfg.book, cfg.max_books)
+    log.info("%s: %d books to fetch from %s", cfg.name, len(entries), cfg.mirror)
+
+    # 2. Download them, one at a time; a book the mirror lacks is named and skipped.
+    books, missing = {}, []
+    for n, entry in enumerate(entries, 1):
+        log.info("book %d of %d: %d %s", n, len(entries), entry.book_id, entry.title)
+        try:
+            stored = run_intact(
+                download_book_task,
+                book_id=entry.book_id,
+                mirror=cfg.mirror,
+                http=http,
+                raw_dir=raw_dir,
+                title=entry.title,
+                authors=entry.authors,
+                language=entry.language,
+            )
+        except (DownloadError, InvalidDataError) as exc:
+            log.warning("skipping book %d: %s", entry.book_id, exc)
+            stored = None
+        if stored is None:
+            missing.append(entry)
+        else:
+            books[entry.book_id] = (entry, stored)
+    if missing:
+        log.warning(
+            "could not get %d of %d books: %s",
+            len(missing),
+            len(entries),
+            ", ".join(f"{e.book_id} {e.title!r}" for e in missing),
+        )
+    if not books:
+        raise DownloadError(
+            f"{cfg.name}: none of the {len(entries)} books could be had from {cfg.mirror}; "
+            "check the mirror or the book ids"
+        )
+
+    # 3. Extract utterances and pair them, book by book.
+    pair_tables, counts = [], []
+    for book_id, (entry, stored) in books.items():
+        try:
+            utterances = run_intact(
+                extract_utterances_task, book_id=book_id, book=stored, out_dir=cfg.data_dir / "02_utterances"
+            )
+        except ExtractionError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        pairs = run_intact(
+            pair_utterances_task,
+            book_id=book_id,
+            utterances=utterances,
+            max_gap=cfg.max_gap,
+            out_dir=cfg.data_dir / "03_pairs",
+        )
+        pair_tables.append(pairs)
+        counts.append({"book_id": book_id, "title": entry.title, "pairs": len(read_table(pairs.path, PAIRS))})
+    if not pair_tables:
+        raise ExtractionError(f"{cfg.name}: no dialogue found in any of the {len(books)} books")
+
+    # 4. Validate, split by conversation, and export for a person to check.
+    titles = {book_id: entry.title for book_id, (entry, _) in books.items()}
+    dataset = run_intact(
+        validate_pairs_task,
+        pairs=pair_tables,
+        titles=titles,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        min_pairs=cfg.min_pairs,
+        out_path=cfg.data_dir / "04_datasets" / f"{cfg.name}.parquet",
+    )
+    out_dir = Path(cfg.out) if cfg.out else cfg.data_dir / cfg.name
+    json_path = export_dataset(read_table(dataset.path, DATASET), dataset.report, cfg.name, out_dir)
+    log.info(
+        "%s: %d training and %d validation pairs written to %s",
+        cfg.name,
+        dataset.report.train,
+        dataset.report.validation,
+        json_path,
+    )
+    create_table_artifact(key="corpus-summary", table=counts, description=f"pairs per book for {cfg.name}")
+    create_markdown_artifact(key="validation-report", markdown=report_markdown(cfg.name, dataset.report))
+    return dataset

@@ -1,0 +1,100 @@
+"""Who speaks, and where the attribution ("said Elizabeth", "dit-il") sits inside a speech.
+
+Used by dialogue.py: speakers are read from the narration beside a quotation, and in dash
+conventions (no closing mark) the attribution is cut out of the speech itself.
+"""
+
+import re
+
+VERBS = (
+    # English
+    "said|says|asked|cried|replied|returned|answered|continued|added|exclaimed|observed|rejoined|"
+    "remarked|whispered|shouted|called|repeated|resumed|interrupted|muttered|murmured|began|inquired|"
+    "enquired|thought|retorted|declared|pursued|urged|screamed|sobbed|sighed|suggested|explained|"
+    "protested|pleaded|demanded|growled|roared|ventured|interposed|persisted|agreed|admitted|insisted|"
+    "faltered|stammered|gasped|groaned|went on|laughed|cried out|broke in|"
+    # French
+    "dit|reprit|cria|demanda|répondit|fit|s'écria|murmura|ajouta|continua|répliqua|s'exclama|"
+    "poursuivit|répéta|balbutia|interrompit|observa|riposta|soupira|déclara|"
+    # German
+    "sagte|fragte|rief|antwortete|dachte|meinte|schrie|flüsterte|erwiderte|fuhr fort"
+)
+TITLES = (
+    r"(?:Mr|Mrs|Miss|Ms|Dr|Lady|Sir|Lord|Uncle|Aunt|uncle|aunt|Father|Mother|Colonel|Captain"
+    r"|Madame|Monsieur|M|Mme|Herr|Frau)\.?"
+)
+NAME = rf"(?:{TITLES}\s+)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
+PRONOUN = r"(?:he|she|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
+SUBJECT = rf"(?:{NAME}|(?:the|le|la|l'|les|der|die|das)\s+\w+(?:\s+\w+)?|{PRONOUN})"
+# "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
+ATTRIBUTION = re.compile(
+    rf"(?:(?P<before>{SUBJECT})\s+(?:{VERBS})\b"
+    rf"|(?:(?:lui|leur|me|se)\s+)?(?:{VERBS})(?:-t)?-(?:{PRONOUN})\b"
+    rf"|(?:{VERBS})\s+(?P<after>{SUBJECT}))"
+)
+# Narration that can trail an attribution: "dit le professeur, qui était un homme d'esprit."
+TRAILING = re.compile(
+    r"\s*,\s+(?:qui|que|en|avec|with|who|while|as|in|at|turning|looking|smiling|laughing|and then)\b[^.!?;]*"
+)
+INCISE = re.compile(rf"(?<=[,!?…])\s+(?:{ATTRIBUTION.pattern})(?:[^,.;:!?—]{{0,40}})(?=[,.;:!?]|$)")
+NOT_NAMES = {
+    "The",
+    "A",
+    "An",
+    "It",
+    "This",
+    "That",
+    "There",
+    "Then",
+    "But",
+    "And",
+    "He",
+    "She",
+    "I",
+    "They",
+    "We",
+    "You",
+    "Le",
+    "La",
+    "Les",
+    "Il",
+    "Elle",
+    "Der",
+    "Die",
+    "Das",
+    "Er",
+    "Sie",
+    "Es",
+}
+
+
+def _name(match: re.Match) -> str:
+    name = (match.group("before") or match.group("after") or "").strip()
+    first = name.split()[0] if name else ""
+    if not name or first in NOT_NAMES or not first[:1].isupper() or re.fullmatch(PRONOUN, name):
+        return ""
+    return name
+
+
+def find_speaker(narration: str) -> str:
+    """The name in an attribution at the start of the narration ("said Elizabeth"), else ""."""
+    match = ATTRIBUTION.search(narration[:120])
+    if match is None or match.start() > 40:
+        return ""
+    return _name(match)
+
+
+def cut_incises(speech: str) -> tuple[str, str]:
+    """A dash-led speech without its attributions ("Good morning, Stephen said." -> "Good morning")."""
+    speaker = ""
+    parts, pos = [], 0
+    for match in INCISE.finditer(speech):
+        speaker = speaker or _name(ATTRIBUTION.search(match.group()))
+        parts.append(speech[pos : match.start()])
+        pos = match.end()
+        trailing = TRAILING.match(speech, pos)
+        if trailing:
+            pos = trailing.end()
+        pos = len(speech) if re.match(r"[.;:!?]?\s*$", speech[pos:]) else pos + 1
+    parts.append(speech[pos:])
+    return " ".join(p.strip() for p in parts if p.strip()), speaker

@@ -1,0 +1,43 @@
+"""Caching for tasks that write Parquet: the file holds the data, Prefect's cache is the index to it.
+
+A task's cache key is its real inputs plus the source of its module and of the schemas, so a
+changed extractor re-runs extraction (and, through the new file's hash, what follows) but
+never the downloads. A cache hit whose file is gone or changed is rebuilt, not trusted.
+"""
+
+import inspect
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import Task
+from prefect.cache_policies import INPUTS, CachePolicy
+from prefect.utilities.hashing import hash_objects
+
+from tasks import tables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModuleSource(CachePolicy):
+    """Key on the source files of the task's own module and of tables.py."""
+
+    def compute_key(self, task_ctx: Any, inputs: Any, flow_parameters: Any, **kwargs: Any) -> str | None:
+        if task_ctx is None:
+            return None
+        files = sorted({inspect.getsourcefile(task_ctx.task.fn), tables.__file__})
+        return hash_objects([Path(f).read_bytes() for f in files], raise_on_failure=True)
+
+
+PARQUET_INPUTS = INPUTS + ModuleSource()
+
+
+def run_intact(task: Task, **kwargs: Any) -> Any:
+    """Run a task that returns a StoredTable (or None); rebuild once if its cached file is not intact."""
+    stored = task(**kwargs)
+    if stored is None or stored.intact():
+        return stored
+    log.warning("%s: cached file is missing or changed; rebuilding it", stored.path)
+    return task.with_options(refresh_cache=True)(**kwargs)

@@ -1,0 +1,68 @@
+"""Step 3: pair consecutive utterances of one conversation into (prompt, response) examples.
+
+A conversation ends at a chapter or scene break, or when more than `max_gap` characters of
+narration separate two utterances. Two utterances of one paragraph, or two that the text
+gives to the same speaker, are one speaker going on, never a pair.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task
+
+from tasks.cache import PARQUET_INPUTS
+from tasks.config import CorpusConfig
+from tasks.dialogue import Utterance
+from tasks.tables import PAIRS, UTTERANCES, StoredTable, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    book_id: int
+    conversation_id: int  # unique within the book
+    turn: int  # Utterance.index of the prompt; the response is the next utterance
+    prompt: str
+    response: str
+    prompt_speaker: str
+    response_speaker: str
+
+
+def same_conversation(a: Utterance, b: Utterance, max_gap: int) -> bool:
+    """True when b follows a in one conversation: same scene, little narration between."""
+    return a.scene == b.scene and b.start - a.end <= max_gap
+
+
+def is_reply(a: Utterance, b: Utterance) -> bool:
+    """True when b answers a rather than continuing a's speech."""
+    return a.paragraph != b.paragraph and not (a.speaker and a.speaker == b.speaker)
+
+
+def pair_utterances(utterances: list[Utterance], max_gap: int = CorpusConfig.max_gap) -> list[Pair]:
+    """(prompt, response) pairs of consecutive utterances that answer each other."""
+    pairs, conversation = [], 0
+    for a, b in zip(utterances, utterances[1:]):
+        if not same_conversation(a, b, max_gap):
+            conversation += 1
+        elif is_reply(a, b):
+            pairs.append(Pair(a.book_id, conversation, a.index, a.text, b.text, a.speaker, b.speaker))
+    return pairs
+
+
+def utterances_from_table(path: Path) -> list[Utterance]:
+    """The UTTERANCES file as Utterance rows."""
+    frame = read_table(path, UTTERANCES)
+    return [
+        Utterance(**{k: (v if isinstance(v, str) else int(v)) for k, v in row.items()})
+        for row in frame.to_dict("records")
+    ]
+
+
+@task(name="pair-utterances", task_run_name="pair-{book_id}", cache_policy=PARQUET_INPUTS, persist_result=True)
+def pair_utterances_task(book_id: int, utterances: StoredTable, max_gap: int, out_dir: Path) -> StoredTable:
+    """03_pairs/<book_id>.parquet (PAIRS)."""
+    pairs = pair_utterances(utterances_from_table(utterances.path), max_gap)
+    log.info("book %d: %d pairs", book_id, len(pairs))
+    return write_table(pairs, out_dir / f"{book_id}.parquet", PAIRS)

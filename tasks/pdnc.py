@@ -1,0 +1,115 @@
+"""Score dialogue extraction against the hand-annotated PDNC novels, as ../shared/pdnc/README.md says.
+
+Not a pipeline step: the yardstick that tests and benchmarks/extraction_quality.py use.
+"""
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.dialogue import Utterance
+from tasks.pairing import Pair
+
+MAX_RUN = 6  # a speaker's turn joins at most this many consecutive quotations
+MAX_EXCHANGE_GAP = 1500  # characters between two quotations of one gold exchange
+WINDOW = (5, 60)  # how far behind and ahead of the last match an utterance is looked for
+STYLES = ("straight", "curly", "single")
+
+
+@dataclass(frozen=True, slots=True)
+class Gold:
+    start: int
+    end: int
+    speaker: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    precision: float
+    recall: float
+    f1: float
+    pair_precision: float
+    pair_recall: float
+
+
+def words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def load_novel(folder: Path) -> tuple[str, list[Gold]]:
+    """The novel's text and its gold quotations in reading order."""
+    text = (folder / "novel_text.txt").read_text("utf-8")
+    frame = pd.read_csv(folder / "quotation_info.csv", keep_default_na=False)
+    gold = []
+    for row in frame.itertuples():
+        spans = ast.literal_eval(row.quoteByteSpans)
+        gold.append(Gold(spans[0][0], spans[-1][1], row.speaker, words(" ".join(text[a:b] for a, b in spans))))
+    return text, sorted(gold, key=lambda g: g.start)
+
+
+def restyle(text: str, style: str) -> str:
+    """The text with its straight double quotes rewritten as curly double or British single ones."""
+    if style == "straight":
+        return text
+    opening, closing = ("“", "”") if style == "curly" else ("‘", "’")
+    text = re.sub(r'(^|(?<=[\s(\[—-]))"', opening, text)
+    return text.replace('"', closing).replace("'", "’")
+
+
+def _matches(found: tuple[str, ...], gold: tuple[str, ...]) -> bool:
+    if found == gold:
+        return True
+    if not found or not gold:
+        return False
+    a, b = set(found), set(gold)
+    dice = 2 * len(a & b) / (len(a) + len(b))
+    return dice * min(len(found), len(gold)) / max(len(found), len(gold)) >= 0.8
+
+
+def align(utterances: list[Utterance], gold: list[Gold]) -> list[tuple[int, int] | None]:
+    """For each utterance, the (first, last) gold quotation of the quotation or run it matches."""
+    result, last = [], 0
+    for u in utterances:
+        found, match = words(u.text), None
+        for i in range(max(last - WINDOW[0], 0), min(last + WINDOW[1], len(gold))):
+            run: tuple[str, ...] = ()
+            for j in range(i, min(i + MAX_RUN, len(gold))):
+                if gold[j].speaker != gold[i].speaker:
+                    break
+                run += gold[j].words
+                if _matches(found, run):
+                    match = (i, j)
+                    break
+            if match:
+                break
+        result.append(match)
+        last = match[1] + 1 if match else last
+    return result
+
+
+def score(utterances: list[Utterance], pairs: list[Pair], gold: list[Gold]) -> Score:
+    """Utterance precision, recall, F1 and pair precision and recall against the gold."""
+    matched = align(utterances, gold)
+    covered = {g for m in matched if m for g in range(m[0], m[1] + 1)}
+    precision = sum(m is not None for m in matched) / max(len(utterances), 1)
+    recall = len(covered) / max(len(gold), 1)
+    exchanges = {
+        i
+        for i in range(len(gold) - 1)
+        if gold[i].speaker != gold[i + 1].speaker and gold[i + 1].start - gold[i].end <= MAX_EXCHANGE_GAP
+    }
+    by_index = {u.index: k for k, u in enumerate(utterances)}
+    found = set()
+    correct = 0
+    for p in pairs:
+        k = by_index[p.turn]
+        a, b = matched[k], matched[k + 1] if k + 1 < len(matched) else None
+        if a and b and b[0] == a[1] + 1 and a[1] in exchanges:
+            correct += 1
+            found.add(a[1])
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(precision, recall, f1, correct / max(len(pairs), 1), len(found) / max(len(exchanges), 1))

@@ -1,0 +1,139 @@
+"""The Parquet tables that cross step boundaries: one schema each, atomic writes, checked reads.
+
+| file                              | schema     | one row per                         |
+|-----------------------------------|------------|-------------------------------------|
+| 01_raw/catalog.parquet            | CATALOG    | catalogued book                     |
+| 01_raw/<book_id>.parquet          | BOOKS      | downloaded book (header stripped)   |
+| 02_utterances/<book_id>.parquet   | UTTERANCES | utterance, in reading order         |
+| 03_pairs/<book_id>.parquet        | PAIRS      | (prompt, response) of one book      |
+| 04_datasets/<name>.parquet        | DATASET    | checked pair with its split         |
+"""
+
+import dataclasses
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.errors import InvalidDataError
+
+CATALOG = pa.schema(
+    [
+        ("book_id", pa.int64()),
+        ("type", pa.string()),
+        ("title", pa.string()),
+        ("language", pa.string()),
+        ("authors", pa.string()),  # as the catalog writes them: "Austen, Jane, 1775-1817; ..."
+    ]
+)
+BOOKS = pa.schema(
+    [
+        ("book_id", pa.int64()),
+        ("title", pa.string()),
+        ("authors", pa.string()),
+        ("language", pa.string()),
+        ("source_url", pa.string()),  # the URL or file the text came from
+        ("sha256", pa.string()),  # of the raw bytes as downloaded
+        ("text", pa.string()),  # decoded, LF line ends, Gutenberg header and footer removed
+    ]
+)
+UTTERANCES = pa.schema(
+    [
+        ("book_id", pa.int64()),
+        ("index", pa.int64()),  # position among the book's utterances
+        ("paragraph", pa.int64()),  # index of the paragraph where it starts
+        ("scene", pa.int64()),  # chapter or scene breaks seen before it
+        ("start", pa.int64()),  # character offsets into BOOKS.text
+        ("end", pa.int64()),
+        ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
+        ("speaker", pa.string()),  # as the text names it ("Elizabeth"), "" when unknown
+    ]
+)
+PAIRS = pa.schema(
+    [
+        ("book_id", pa.int64()),
+        ("conversation_id", pa.int64()),  # unique within the book
+        ("turn", pa.int64()),  # UTTERANCES.index of the prompt; the response is the next one
+        ("prompt", pa.string()),
+        ("response", pa.string()),
+        ("prompt_speaker", pa.string()),
+        ("response_speaker", pa.string()),
+    ]
+)
+DATASET = pa.schema(
+    list(PAIRS) + [("title", pa.string()), ("split", pa.string())]  # split: "train" or "validation"
+)
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """A Parquet file a task wrote, and the hash of its bytes, which is what a cache hit promises."""
+
+    path: Path
+    sha256: str
+
+    def intact(self) -> bool:
+        """True when the file still exists with the bytes it was written with."""
+        return self.path.is_file() and file_sha256(self.path) == self.sha256
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_table(rows: list | pd.DataFrame, path: Path, schema: pa.Schema) -> StoredTable:
+    """Write rows (dataclasses or a DataFrame) atomically: a temporary file, then a rename."""
+    if isinstance(rows, pd.DataFrame):
+        frame = rows
+    else:
+        frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=schema.names)
+    try:
+        table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidDataError(f"{path}: rows do not fit the schema ({exc}); this is a bug") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return StoredTable(path, file_sha256(path))
+
+
+def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    """Read a Parquet file, checking that it has the schema's columns and types."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InvalidDataError(f"{path}: not a readable Parquet file ({exc}); delete it to rebuild") from exc
+    for column in schema:
+        if column.name not in table.column_names:
+            raise InvalidDataError(f"{path}: column {column.name!r} is missing; delete it to rebuild")
+        if not table.schema.field(column.name).type.equals(column.type):
+            raise InvalidDataError(
+                f"{path}: column {column.name!r} is {table.schema.field(column.name).type}, "
+                f"not {column.type}; delete it to rebuild"
+            )
+    return table.select(schema.names).to_pandas()
+
+
+def safe_name(name: str, max_len: int = 64) -> str:
+    """A lower-case file name made of letters, digits and dashes, that cannot leave its folder."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:max_len].strip("-")
+    return slug or "unnamed"
