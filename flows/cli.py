@@ -20,6 +20,14 @@ def _environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def _quiet_known_errors(record: logging.LogRecord) -> bool:
+    """Drop the traceback from Prefect's log of a run that failed with one of our errors: the CLI
+    prints that error as one line, and a traceback would only hide it."""
+    if record.exc_info and isinstance(record.exc_info[1], AuthorbotError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--author", default=C.author, help="author's name as people type it, e.g. 'Jane Austen'")
     parser.add_argument(
@@ -124,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     _environment()
     for name in ("tasks", "flows"):  # progress lines; Prefect adds its handlers to these loggers
         logging.getLogger(name).setLevel(logging.INFO)
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_quiet_known_errors)
     try:
         args.run(args)
     except AuthorbotError as exc:

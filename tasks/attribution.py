@@ -25,7 +25,7 @@ TITLES = (
 )
 NAME = rf"(?:{TITLES}\s+)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
 PRONOUN = r"(?:he|she|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
-SUBJECT = rf"(?:{NAME}|(?:the|le|la|l'|les|der|die|das)\s+\w+(?:\s+\w+)?|{PRONOUN})"
+SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
 # "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
 ATTRIBUTION = re.compile(
     rf"(?:(?P<before>{SUBJECT})\s+(?:{VERBS})\b"

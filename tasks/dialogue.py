@@ -100,7 +100,7 @@ def detect_convention(text: str, paragraphs: list[tuple[int, int]]) -> Conventio
     paragraphs_count = max(len(paragraphs), 1)
     play = starts["play"] > 0.2 * paragraphs_count
     dashes = starts["dash"] > max(10, 0.02 * paragraphs_count)
-    if count < 10 or (play and count < starts["play"]) or (dashes and count < starts["dash"] / 20):
+    if count == 0 or (play and count < starts["play"]) or (dashes and count < starts["dash"] / 20):
         quote = None
     return Convention(quote, dashes, play)
 

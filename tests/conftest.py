@@ -1,0 +1,118 @@
+"""Shared fixtures: the shared corpus, a real HTTP mirror on loopback, a temporary Prefect."""
+
+import os
+import shutil
+import tempfile
+import threading
+from collections import Counter
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+GUTENBERG = SHARED / "gutenberg"
+PDNC = SHARED / "pdnc"
+
+# Prefect keeps results under PREFECT_HOME even inside its test harness: keep ours out of ~/.prefect.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="authorbot-prefect-")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
+
+
+class MirrorHandler(SimpleHTTPRequestHandler):
+    """Serves a folder; `faults` maps a path to what to do on its next requests, one entry each:
+    an HTTP status ("503"), "drop" (close without answering), "truncate" (short body), "html"."""
+
+    faults: dict[str, list[str]]
+    requests: Counter
+    user_agents: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        path = self.path.split("?")[0]
+        self.requests[path] += 1
+        self.user_agents.append(self.headers.get("User-Agent", ""))
+        fault = self.faults.get(path, [None]).pop(0) if self.faults.get(path) else None
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.close()
+        elif fault == "truncate":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"The Project Gutenberg eBook, cut short")
+            self.close_connection = True
+        elif fault == "html":
+            body = b"<!DOCTYPE html><html><body>Service busy</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif fault:
+            self.send_response(int(fault))
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            super().do_GET()
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+
+class Mirror:
+    """A running loopback server over a folder, with its request log."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.requests: Counter = Counter()
+        self.faults: dict[str, list[str]] = {}
+        self.user_agents: list[str] = []
+        handler = type("Handler", (MirrorHandler,), {"faults": self.faults, "requests": self.requests,
+                                                      "user_agents": self.user_agents})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def digit_layout_mirror(root: Path, ids_and_encodings: dict[int, str]) -> Path:
+    """A copy of the shared mirror in the public-mirror layout (1/3/4/1342/1342-0.txt), plus the catalog."""
+    feeds = root / "cache/epub/feeds"
+    feeds.mkdir(parents=True)
+    shutil.copy(GUTENBERG / "cache/epub/feeds/pg_catalog.csv", feeds)
+    for book_id, suffix in ids_and_encodings.items():
+        text = (GUTENBERG / f"cache/epub/{book_id}/pg{book_id}.txt").read_text("utf-8-sig")
+        folder = root / "/".join(str(book_id)[:-1] or "0") / str(book_id)
+        folder.mkdir(parents=True)
+        encoding = {"-0": "utf-8", "-8": "iso-8859-1", "": "ascii"}[suffix]
+        if suffix:  # 8-bit editions print straight quotes, as Gutenberg's older files do
+            text = text.translate(str.maketrans("“”‘’—", "\"\"''-"))
+        (folder / f"{book_id}{suffix}.txt").write_bytes(text.encode(encoding, errors="replace"))
+    return root
+
+
+@pytest.fixture
+def mirror():
+    """The shared Gutenberg mirror served over HTTP on 127.0.0.1."""
+    server = Mirror(GUTENBERG)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def prefect():
+    """A temporary Prefect server and database for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield

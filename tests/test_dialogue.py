@@ -1,0 +1,116 @@
+"""Extraction and pairing: passages of the real books pinned by hand, and the PDNC gold standard."""
+
+import statistics
+
+import pytest
+from conftest import GUTENBERG, PDNC
+
+from tasks.dialogue import detect_convention, extract_utterances, split_paragraphs
+from tasks.gutenberg import decode_text, strip_boilerplate
+from tasks.pairing import pair_utterances
+from tasks.pdnc import STYLES, load_novel, restyle, score
+
+
+def book(book_id: int) -> str:
+    path = GUTENBERG / f"cache/epub/{book_id}/pg{book_id}.txt"
+    return strip_boilerplate(decode_text(path.read_bytes(), "utf-8", str(path)))
+
+
+def texts(passage: str) -> list[str]:
+    return [u.text for u in extract_utterances(passage)]
+
+
+@pytest.mark.parametrize("book_id, convention", [
+    (1342, "double-curly"), (158, "double-curly"), (11, "single-curly"), (4217, "dashes"),
+    (14155, "guillemets+dashes"), (22367, "guillemets-reversed"), (844, "play")])
+def test_convention_is_detected_per_book(book_id, convention):
+    text = book(book_id)
+    assert str(detect_convention(text, split_paragraphs(text))) == convention
+    assert len(extract_utterances(text)) > 50
+
+
+def test_attribution_inside_a_speech_is_removed():  # Pride and Prejudice, chapter 1
+    passage = ("“My dear Mr. Bennet,” said his lady to him one day, “have you heard that\n"
+               "Netherfield Park is let at last?”\n\nMr. Bennet replied that he had not.\n\n"
+               "“But it is,” returned she; “for Mrs. Long has just been here, and she\ntold me all about it.”\n")
+    assert texts(passage) == ["My dear Mr. Bennet, have you heard that Netherfield Park is let at last?",
+                              "But it is, for Mrs. Long has just been here, and she told me all about it."]
+    assert texts('"Yes," said she, "I will."') == ["Yes, I will."]
+
+
+def test_a_speech_over_several_paragraphs_is_one_utterance():  # Emma, Mr. Knightley's long speech form
+    passage = ("“I have a great mind to go,” said he. “It is a long way.\n\n"
+               "“But I shall be back by dinner, and you will not miss me.”\n\n“Do go,” said Emma.\n")
+    assert texts(passage) == ["I have a great mind to go, It is a long way. But I shall be back by dinner, "
+                              "and you will not miss me.", "Do go"]
+
+
+def test_single_quotes_where_the_apostrophe_is_the_closing_mark():  # Alice, chapter 7
+    passage = ("‘Have some wine,’ the March Hare said in an encouraging tone.\n\n"
+               "Alice looked all round the table, but there was nothing on it but tea. ‘I don’t see any wine,’ "
+               "she remarked.\n\n‘There isn’t any,’ said the March Hare.\n\n"
+               "‘Then it wasn’t very civil of you to offer it,’ said Alice angrily.\n")
+    assert texts(passage) == ["Have some wine", "I don’t see any wine", "There isn’t any",
+                              "Then it wasn’t very civil of you to offer it"]
+
+
+def test_an_apostrophe_at_a_word_end_does_not_close_the_quote():
+    passage = "‘The Miss Bennets’ carriage is at the door, and I’m goin’ home,’ said Kitty.\n"
+    assert texts(passage) == ["The Miss Bennets’ carriage is at the door, and I’m goin’ home"]
+
+
+def test_em_dash_openers_without_closing_marks():  # Joyce, A Portrait of the Artist
+    utterances = extract_utterances(book(4217))
+    by_text = {u.text: u for u in utterances}
+    assert "Good morning, everybody" in by_text and by_text["Good morning, everybody"].speaker == "Stephen"
+    assert "All in!" in by_text and "Jesus! O Jesus! Jesus!" in by_text
+
+
+def test_french_turn_dashes_and_guillemets():  # Flaubert, Madame Bovary
+    found = texts(book(14155))
+    assert "Levez-vous" in found and "Êtes-vous le médecin?" in found
+    assert "Ah! mon Dieu!" in found  # «guillemets» inside narration
+
+
+def test_german_reversed_guillemets():  # Kafka, Die Verwandlung
+    found = texts(book(22367))
+    assert "Was ist mit mir geschehen?" in found
+    assert "Ach Gott, was für einen anstrengenden Beruf habe ich gewählt!" in " ".join(found)
+
+
+def test_a_play_gives_speeches_with_their_speakers():  # Wilde, The Importance of Being Earnest
+    utterances = extract_utterances(book(844))
+    assert (utterances[0].speaker, utterances[0].text) == ("Algernon", "Did you hear what I was playing, Lane?")
+    assert (utterances[1].speaker, utterances[1].text) == ("Lane", "I didn’t think it polite to listen, sir.")
+    pairs = pair_utterances(utterances)
+    assert (pairs[0].prompt, pairs[0].response) == (utterances[0].text, utterances[1].text)
+
+
+def test_a_chapter_break_ends_the_conversation():
+    passage = "“Is it late?” asked Jane.\n\n“Very late,” said Lydia.\n\nCHAPTER II.\n\n“Good morning,” said Mary.\n"
+    pairs = pair_utterances(extract_utterances(passage))
+    assert [(p.prompt, p.response) for p in pairs] == [("Is it late?", "Very late")]
+
+
+def test_long_narration_ends_the_conversation():
+    narration = "She walked on for a long time without a word. " * 20
+    passage = f"“Is it late?” asked Jane.\n\n{narration}\n\n“Good morning,” said Mary.\n"
+    assert pair_utterances(extract_utterances(passage), max_gap=600) == []
+    assert len(pair_utterances(extract_utterances(passage), max_gap=2000)) == 1
+
+
+def test_the_same_named_speaker_going_on_is_not_a_pair():
+    passage = "“I am tired,” said Jane.\n\nThe fire was low.\n\n“And cold,” said Jane.\n\n“Go to bed,” said Mary.\n"
+    pairs = pair_utterances(extract_utterances(passage))
+    assert [(p.prompt, p.response) for p in pairs] == [("And cold", "Go to bed")]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_pdnc_scores_in_each_quoting_style(style):
+    scores = []
+    for folder in sorted(p for p in PDNC.iterdir() if p.is_dir()):
+        text, gold = load_novel(folder)
+        utterances = extract_utterances(restyle(text, style))
+        scores.append(score(utterances, pair_utterances(utterances), gold))
+    assert statistics.mean(s.f1 for s in scores) >= 0.90
+    assert statistics.mean(s.pair_precision for s in scores) >= 0.78
