@@ -40,8 +40,10 @@ def main() -> None:
     timed(lambda t: pair_utterances(extract_utterances(t)), texts[:1])  # warm-up
     ours = timed(lambda t: pair_utterances(extract_utterances(t)), texts)
     baseline = timed(BASELINE.findall, texts)
-    print(f"extract+pair: {len(texts)} books, {megabytes:.1f} MB, {megabytes / ours:.1f} MB/s "
-          f"(one regex pass: {megabytes / baseline:.1f} MB/s; ratio {baseline / ours:.3f})")
+    print(
+        f"extract+pair: {len(texts)} books, {megabytes:.1f} MB, {megabytes / ours:.1f} MB/s "
+        f"(one regex pass: {megabytes / baseline:.1f} MB/s; ratio {baseline / ours:.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,11 @@ class Mirror:
         self.requests: Counter = Counter()
         self.faults: dict[str, list[str]] = {}
         self.user_agents: list[str] = []
-        handler = type("Handler", (MirrorHandler,), {"faults": self.faults, "requests": self.requests,
-                                                      "user_agents": self.user_agents})
+        handler = type(
+            "Handler",
+            (MirrorHandler,),
+            {"faults": self.faults, "requests": self.requests, "user_agents": self.user_agents},
+        )
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -25,8 +25,11 @@ def test_translators_are_not_authors():
 
 def test_several_authors_are_listed():
     catalog = parse_catalog(CSV + b'432,Text,,The Turn of the Screw,en,"James, Henry, 1843-1916",,PS,\n', "x")
-    with pytest.raises(CatalogError, match=r"^author 'james' matches 2 authors: 'Henry James', 'James Joyce'; "
-                                           r"give the full name$"):
+    with pytest.raises(
+        CatalogError,
+        match=r"^author 'james' matches 2 authors: 'Henry James', 'James Joyce'; "
+        r"give the full name$",
+    ):
         match_author(catalog, "james")
 
 
@@ -51,8 +54,11 @@ def test_book_ids_and_max_books():
 
 
 def test_catalog_from_a_mirror_without_one(tmp_path):
-    with pytest.raises(CatalogError, match=rf"^{re.escape(str(tmp_path))}/cache/epub/feeds/pg_catalog.csv: "
-                                           r"no catalog on this mirror; "):
+    with pytest.raises(
+        CatalogError,
+        match=rf"^{re.escape(str(tmp_path))}/cache/epub/feeds/pg_catalog.csv: "
+        r"no catalog on this mirror; ",
+    ):
         fetch_catalog(str(tmp_path))
 
 

@@ -20,9 +20,18 @@ def texts(passage: str) -> list[str]:
     return [u.text for u in extract_utterances(passage)]
 
 
-@pytest.mark.parametrize("book_id, convention", [
-    (1342, "double-curly"), (158, "double-curly"), (11, "single-curly"), (4217, "dashes"),
-    (14155, "guillemets+dashes"), (22367, "guillemets-reversed"), (844, "play")])
+@pytest.mark.parametrize(
+    "book_id, convention",
+    [
+        (1342, "double-curly"),
+        (158, "double-curly"),
+        (11, "single-curly"),
+        (4217, "dashes"),
+        (14155, "guillemets+dashes"),
+        (22367, "guillemets-reversed"),
+        (844, "play"),
+    ],
+)
 def test_convention_is_detected_per_book(book_id, convention):
     text = book(book_id)
     assert str(detect_convention(text, split_paragraphs(text))) == convention
@@ -30,28 +39,42 @@ def test_convention_is_detected_per_book(book_id, convention):
 
 
 def test_attribution_inside_a_speech_is_removed():  # Pride and Prejudice, chapter 1
-    passage = ("“My dear Mr. Bennet,” said his lady to him one day, “have you heard that\n"
-               "Netherfield Park is let at last?”\n\nMr. Bennet replied that he had not.\n\n"
-               "“But it is,” returned she; “for Mrs. Long has just been here, and she\ntold me all about it.”\n")
-    assert texts(passage) == ["My dear Mr. Bennet, have you heard that Netherfield Park is let at last?",
-                              "But it is, for Mrs. Long has just been here, and she told me all about it."]
+    passage = (
+        "“My dear Mr. Bennet,” said his lady to him one day, “have you heard that\n"
+        "Netherfield Park is let at last?”\n\nMr. Bennet replied that he had not.\n\n"
+        "“But it is,” returned she; “for Mrs. Long has just been here, and she\ntold me all about it.”\n"
+    )
+    assert texts(passage) == [
+        "My dear Mr. Bennet, have you heard that Netherfield Park is let at last?",
+        "But it is, for Mrs. Long has just been here, and she told me all about it.",
+    ]
     assert texts('"Yes," said she, "I will."') == ["Yes, I will."]
 
 
 def test_a_speech_over_several_paragraphs_is_one_utterance():  # Emma, Mr. Knightley's long speech form
-    passage = ("“I have a great mind to go,” said he. “It is a long way.\n\n"
-               "“But I shall be back by dinner, and you will not miss me.”\n\n“Do go,” said Emma.\n")
-    assert texts(passage) == ["I have a great mind to go, It is a long way. But I shall be back by dinner, "
-                              "and you will not miss me.", "Do go"]
+    passage = (
+        "“I have a great mind to go,” said he. “It is a long way.\n\n"
+        "“But I shall be back by dinner, and you will not miss me.”\n\n“Do go,” said Emma.\n"
+    )
+    assert texts(passage) == [
+        "I have a great mind to go, It is a long way. But I shall be back by dinner, and you will not miss me.",
+        "Do go",
+    ]
 
 
 def test_single_quotes_where_the_apostrophe_is_the_closing_mark():  # Alice, chapter 7
-    passage = ("‘Have some wine,’ the March Hare said in an encouraging tone.\n\n"
-               "Alice looked all round the table, but there was nothing on it but tea. ‘I don’t see any wine,’ "
-               "she remarked.\n\n‘There isn’t any,’ said the March Hare.\n\n"
-               "‘Then it wasn’t very civil of you to offer it,’ said Alice angrily.\n")
-    assert texts(passage) == ["Have some wine", "I don’t see any wine", "There isn’t any",
-                              "Then it wasn’t very civil of you to offer it"]
+    passage = (
+        "‘Have some wine,’ the March Hare said in an encouraging tone.\n\n"
+        "Alice looked all round the table, but there was nothing on it but tea. ‘I don’t see any wine,’ "
+        "she remarked.\n\n‘There isn’t any,’ said the March Hare.\n\n"
+        "‘Then it wasn’t very civil of you to offer it,’ said Alice angrily.\n"
+    )
+    assert texts(passage) == [
+        "Have some wine",
+        "I don’t see any wine",
+        "There isn’t any",
+        "Then it wasn’t very civil of you to offer it",
+    ]
 
 
 def test_an_apostrophe_at_a_word_end_does_not_close_the_quote():

@@ -19,8 +19,17 @@ def digit_mirror(tmp_path):
 
 
 def run(server, tmp_path, **overrides):
-    params = dict(author="Jane Austen", mirror=server.url, data_dir=tmp_path / "data", out=tmp_path / "out",
-                  request_delay=0, http_backoff=0.01) | overrides
+    params = (
+        dict(
+            author="Jane Austen",
+            mirror=server.url,
+            data_dir=tmp_path / "data",
+            out=tmp_path / "out",
+            request_delay=0,
+            http_backoff=0.01,
+        )
+        | overrides
+    )
     return build_corpus(**params)
 
 

@@ -43,7 +43,11 @@ def test_decode_drops_bom_and_crlf():
 
 def test_text_locations_follow_both_layouts():
     assert [p for p, _ in text_locations(1342)] == [
-        "cache/epub/1342/pg1342.txt", "1/3/4/1342/1342-0.txt", "1/3/4/1342/1342-8.txt", "1/3/4/1342/1342.txt"]
+        "cache/epub/1342/pg1342.txt",
+        "1/3/4/1342/1342-0.txt",
+        "1/3/4/1342/1342-8.txt",
+        "1/3/4/1342/1342.txt",
+    ]
     assert text_locations(5)[1][0] == "0/5/5-0.txt"
 
 
@@ -84,8 +88,11 @@ def test_dropped_connections_and_short_bodies_are_retried(mirror):
 def test_a_server_that_never_recovers_gives_one_clear_error(mirror):
     mirror.faults["/cache/epub/11/pg11.txt"] = ["503"] * 10
     url = f"{mirror.url}/cache/epub/11/pg11.txt"
-    with pytest.raises(DownloadError, match=rf"^{re.escape(url)}: HTTP 503 after 4 tries; check the mirror or "
-                                            r"try again later$"):
+    with pytest.raises(
+        DownloadError,
+        match=rf"^{re.escape(url)}: HTTP 503 after 4 tries; check the mirror or "
+        r"try again later$",
+    ):
         download_book(11, mirror.url, FAST)
 
 
