@@ -18,6 +18,7 @@ def _environment() -> None:
     """Settings that must be in place before Prefect or TensorFlow is imported."""
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")  # our loggers reach the UI
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # plain functions log too
 
 
 def _quiet_known_errors(record: logging.LogRecord) -> bool:

@@ -19,6 +19,7 @@ PDNC = SHARED / "pdnc"
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="authorbot-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # plain functions log outside runs
 
 
 class MirrorHandler(SimpleHTTPRequestHandler):
