@@ -32,6 +32,10 @@ ATTRIBUTION = re.compile(
     rf"|(?:(?:lui|leur|me|se)\s+)?(?:{VERBS})(?:-t)?-(?:{PRONOUN})\b"
     rf"|(?:{VERBS})\s+(?P<after>{SUBJECT}))"
 )
+# Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, "
+INTRODUCTION = re.compile(
+    rf"\b(?:{VERBS}|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling)\b[^.!?]{{0,45}}$"
+)
 # Narration that can trail an attribution: "dit le professeur, qui était un homme d'esprit."
 TRAILING = re.compile(
     r"\s*,\s+(?:qui|que|en|avec|with|who|while|as|in|at|turning|looking|smiling|laughing|and then)\b[^.!?;]*"
@@ -68,20 +72,27 @@ NOT_NAMES = {
 }
 
 
-def _name(match: re.Match) -> str:
-    name = (match.group("before") or match.group("after") or "").strip()
-    first = name.split()[0] if name else ""
-    if not name or first in NOT_NAMES or not first[:1].isupper() or re.fullmatch(PRONOUN, name):
-        return ""
-    return name
+def subject_of(match: re.Match) -> str:
+    """The subject of an ATTRIBUTION match ("Elizabeth", "he", "the rector")."""
+    return (match.group("before") or match.group("after") or "").strip()
+
+
+def is_name(subject: str) -> bool:
+    """True for a subject that names someone ("Elizabeth", "Mr. Darcy"), not "he" or "the rector"."""
+    first = subject.split()[0] if subject else ""
+    return bool(first) and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
+
+
+def find_subject(narration: str) -> str:
+    """Who speaks, from an attribution at the start of the narration ("said Elizabeth", "he said"), else ""."""
+    match = ATTRIBUTION.search(narration[:120])
+    return subject_of(match) if match and match.start() <= 40 else ""
 
 
 def find_speaker(narration: str) -> str:
-    """The name in an attribution at the start of the narration ("said Elizabeth"), else ""."""
-    match = ATTRIBUTION.search(narration[:120])
-    if match is None or match.start() > 40:
-        return ""
-    return _name(match)
+    """The name in an attribution at the start of the narration, else "" (pronouns are not names)."""
+    subject = find_subject(narration)
+    return subject if is_name(subject) else ""
 
 
 def cut_incises(speech: str) -> tuple[str, str]:
@@ -89,7 +100,8 @@ def cut_incises(speech: str) -> tuple[str, str]:
     speaker = ""
     parts, pos = [], 0
     for match in INCISE.finditer(speech):
-        speaker = speaker or _name(ATTRIBUTION.search(match.group()))
+        subject = subject_of(ATTRIBUTION.search(match.group()))
+        speaker = speaker or (subject if is_name(subject) else "")
         parts.append(speech[pos : match.start()])
         pos = match.end()
         trailing = TRAILING.match(speech, pos)

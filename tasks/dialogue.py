@@ -13,10 +13,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from prefect import task
 
-from tasks.attribution import cut_incises, find_speaker
+from tasks.attribution import ATTRIBUTION, INTRODUCTION, cut_incises, find_speaker, find_subject, subject_of
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import ExtractionError
 from tasks.tables import BOOKS, UTTERANCES, StoredTable, read_table, write_table
@@ -31,6 +32,8 @@ SCENE_BREAK = re.compile(
 DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
+# A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
+NARRATION_SENTENCE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bMs)[.!?;]\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…"  # a closing single quote after one of these is a quote, not an apostrophe
 OPEN, CLOSE, WEAK = 0, 1, 2  # WEAK: a closing single quote that may be an apostrophe ("Bennets’ carriage")
@@ -44,6 +47,7 @@ QUOTES = {
     "guillemets": ("«»", "«", "»"),
     "guillemets-reversed": ("»«", "»", "«"),
 }
+MARK_PATTERNS = {name: re.compile(f"[{re.escape(chars)}]") for name, (chars, _, _) in QUOTES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class Utterance:
     index: int  # position among the book's utterances
     paragraph: int  # paragraph where it starts
     scene: int  # chapter or scene breaks before it
+    turn: int  # speaker turn: consecutive utterances of one turn are one speaker going on
     start: int  # character offsets of the speech in the text (first and last quoted character)
     end: int
     text: str  # the spoken words, attribution removed, whitespace folded
@@ -110,10 +115,8 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
     chars, opener, closer = QUOTES[quote]
     single = quote.startswith("single")
     marks = []
-    for pos in range(start, end):  # a plain loop over a paragraph is fast enough: see benchmarks
-        ch = text[pos]
-        if ch not in chars:
-            continue
+    for found in MARK_PATTERNS[quote].finditer(text, start, end):
+        pos, ch = found.start(), found.group()
         before = text[pos - 1] if pos > start else " "
         after = text[pos + 1] if pos + 1 < end else " "
         if opener is not None and ch == opener and not (single and before.isalnum()):
@@ -172,22 +175,78 @@ def _clean(parts: list[str]) -> str:
     return _fold(" ".join(parts)).rstrip(",;: ").lstrip()
 
 
-def _speech_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: list[tuple[int, int]]):
-    """(start, end, text, speaker, continues) of a paragraph's speech, or None."""
+class Speech(NamedTuple):
+    start: int
+    end: int
+    text: str
+    speaker: str  # a name, or ""
+    continues: bool  # goes on from the previous paragraph's speech
+    new_turn: bool  # someone else speaks than in the speech before it in this paragraph
+
+
+def _groups(text: str, parts: list[tuple[int, int]]) -> list[tuple[list[tuple[int, int]], bool]]:
+    """The quoted parts of a paragraph grouped by speaker turn: (parts, new_turn) per group.
+
+    Parts separated only by an attribution ("Yes," said she, "I will.") are one turn. Back-to-back
+    quotes, or quotes with narration of their own between them, start a new group; it is a new
+    speaker when the quotes touch or the attributions name different people ("she" / "he").
+    """
+    groups: list[tuple[list[tuple[int, int]], bool]] = [([parts[0]], False)]
+    for (_, a1), (b0, b1) in zip(parts, parts[1:]):
+        between = text[a1 + 1 : b0 - 1]
+        if not between.strip():
+            groups.append(([(b0, b1)], True))
+        elif len(between.strip()) > 30 and NARRATION_SENTENCE.search(between):
+            before, after = find_subject(between).lower(), find_subject(text[b1 + 1 : b1 + 120]).lower()
+            groups.append(([(b0, b1)], bool(before and after and before != after)))
+        elif _introduces_another(between):
+            groups.append(([(b0, b1)], True))
+        else:
+            groups[-1][0].append((b0, b1))
+    return groups
+
+
+def _introduces_another(between: str) -> bool:
+    """True for narration that attributes the quote before it to one person and introduces the next
+    quote as another's ("sighed the Lory; and an old Crab said to her daughter")."""
+    first = ATTRIBUTION.search(between[:60])
+    intro = INTRODUCTION.search(between)
+    if not first or not intro or intro.start() < first.end():
+        return False
+    second = ATTRIBUTION.search(between, max(first.end(), intro.start() - 40))
+    one, other = subject_of(first).lower(), subject_of(second).lower() if second else ""
+    return bool(one and other and one != other)
+
+
+def _is_aside(text: str, part: tuple[int, int]) -> bool:
+    """True for a quoted phrase inside narration (a word the narrator quotes), not speech."""
+    inner = text[part[0] : part[1]].lstrip(" .-—…")
+    return inner[:1].islower()
+
+
+def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: list[tuple[int, int]]) -> list[Speech]:
     continues = bool(spans) and spans[0] == (-1, -1)
     parts = [(a, b) for a, b in spans if a >= 0 and text[a:b].strip()]
     if parts:
-        narration = text[parts[0][1] + 1 : parts[1][0] - 1 if len(parts) > 1 else e]
-        speaker = find_speaker(narration) or find_speaker(text[s : parts[0][0]][-60:] + " ")
-        return parts[0][0], parts[-1][1], _clean([text[a:b] for a, b in parts]), speaker, continues
+        speeches = []
+        for k, (group, new_turn) in enumerate(_groups(text, parts)):
+            goes_on = continues and k == 0
+            while group and not goes_on and _is_aside(text, group[0]):
+                group = group[1:]
+            if group:
+                after = text[group[0][1] + 1 : e]
+                speaker = find_speaker(after) or find_speaker(text[max(s, group[0][0] - 60) : group[0][0]] + " ")
+                words = _clean([text[a:b] for a, b in group])
+                speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn))
+        return speeches
     head = text[s:e]
     if conv.dashes and (dash := DASH_OPENER.match(head)):
         speech, speaker = cut_incises(_fold(head[dash.end() :]))
-        return s + dash.end(), e, speech.rstrip(",;: "), speaker, False
+        return [Speech(s + dash.end(), e, speech.rstrip(",;: "), speaker, False, False)]
     if conv.play and (heading := PLAY_HEADING.match(head)):
         speech = _fold(STAGE_DIRECTION.sub(" ", head[heading.end() :]))
-        return (s + heading.end(), e, speech, heading.group(1).title(), False) if speech else None
-    return None
+        return [Speech(s + heading.end(), e, speech, heading.group(1).title(), False, False)] if speech else []
+    return []
 
 
 def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
@@ -196,7 +255,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     conv = detect_convention(text, paragraphs)
     spans = _quoted_spans(text, paragraphs, conv.quote) if conv.quote else [[] for _ in paragraphs]
     utterances: list[Utterance] = []
-    scene, heading_speaker = 0, ""
+    scene, turn, heading_speaker = 0, 0, ""
     for i, (s, e) in enumerate(paragraphs):
         if SCENE_BREAK.fullmatch(text[s:e].split("\n", 1)[0].strip()) and e - s < 200:
             scene += 1
@@ -204,30 +263,32 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         if conv.play and (h := PLAY_HEADING.fullmatch(text[s:e].strip() + " ")):
             heading_speaker = h.group(1).title()
             continue
-        found = _speech_of_paragraph(text, s, e, conv, spans[i])
-        if found is None and heading_speaker:  # the speech under a play's heading
+        speeches = _speeches_of_paragraph(text, s, e, conv, spans[i])
+        if not speeches and heading_speaker:  # the speech under a play's heading
             speech = _fold(STAGE_DIRECTION.sub(" ", text[s:e]))
-            found = (s, e, speech, heading_speaker, False) if speech else None
+            speeches = [Speech(s, e, speech, heading_speaker, False, False)] if speech else []
         heading_speaker = ""
-        if found is None or not found[2]:
-            continue
-        start, end, speech, speaker, continues = found
-        if continues and utterances:
-            last = utterances.pop()
-            utterances.append(
-                Utterance(
-                    book_id,
-                    last.index,
-                    last.paragraph,
-                    last.scene,
-                    last.start,
-                    end,
-                    f"{last.text} {speech}",
-                    last.speaker or speaker,
+        for k, sp in enumerate(s for s in speeches if s.text):
+            if sp.continues and utterances:
+                last = utterances.pop()
+                utterances.append(
+                    Utterance(
+                        book_id,
+                        last.index,
+                        last.paragraph,
+                        last.scene,
+                        last.turn,
+                        last.start,
+                        sp.end,
+                        f"{last.text} {sp.text}",
+                        last.speaker or sp.speaker,
+                    )
                 )
+                continue
+            turn += k == 0 or sp.new_turn
+            utterances.append(
+                Utterance(book_id, len(utterances), i, scene, turn, sp.start, sp.end, sp.text, sp.speaker)
             )
-        else:
-            utterances.append(Utterance(book_id, len(utterances), i, scene, start, end, speech, speaker))
     log.debug("book %d: convention %s, %d utterances", book_id, conv, len(utterances))
     return utterances
 

@@ -1,8 +1,8 @@
 """Step 3: pair consecutive utterances of one conversation into (prompt, response) examples.
 
 A conversation ends at a chapter or scene break, or when more than `max_gap` characters of
-narration separate two utterances. Two utterances of one paragraph, or two that the text
-gives to the same speaker, are one speaker going on, never a pair.
+narration separate two utterances. Two utterances of one speaker turn (see Utterance.turn), or two
+that the text gives to the same named speaker, are one speaker going on, never a pair.
 """
 
 import logging
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class Pair:
     book_id: int
     conversation_id: int  # unique within the book
-    turn: int  # Utterance.index of the prompt; the response is the next utterance
+    prompt_index: int  # Utterance.index of the prompt; the response is the next utterance
     prompt: str
     response: str
     prompt_speaker: str
@@ -37,7 +37,7 @@ def same_conversation(a: Utterance, b: Utterance, max_gap: int) -> bool:
 
 def is_reply(a: Utterance, b: Utterance) -> bool:
     """True when b answers a rather than continuing a's speech."""
-    return a.paragraph != b.paragraph and not (a.speaker and a.speaker == b.speaker)
+    return a.turn != b.turn and not (a.speaker and a.speaker == b.speaker)
 
 
 def pair_utterances(utterances: list[Utterance], max_gap: int = CorpusConfig.max_gap) -> list[Pair]:

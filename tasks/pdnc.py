@@ -106,7 +106,7 @@ def score(utterances: list[Utterance], pairs: list[Pair], gold: list[Gold]) -> S
     found = set()
     correct = 0
     for p in pairs:
-        k = by_index[p.turn]
+        k = by_index[p.prompt_index]
         a, b = matched[k], matched[k + 1] if k + 1 < len(matched) else None
         if a and b and b[0] == a[1] + 1 and a[1] in exchanges:
             correct += 1

@@ -50,6 +50,7 @@ UTTERANCES = pa.schema(
         ("index", pa.int64()),  # position among the book's utterances
         ("paragraph", pa.int64()),  # index of the paragraph where it starts
         ("scene", pa.int64()),  # chapter or scene breaks seen before it
+        ("turn", pa.int64()),  # speaker turn: consecutive utterances of one turn are one speaker going on
         ("start", pa.int64()),  # character offsets into BOOKS.text
         ("end", pa.int64()),
         ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
@@ -60,7 +61,7 @@ PAIRS = pa.schema(
     [
         ("book_id", pa.int64()),
         ("conversation_id", pa.int64()),  # unique within the book
-        ("turn", pa.int64()),  # UTTERANCES.index of the prompt; the response is the next one
+        ("prompt_index", pa.int64()),  # UTTERANCES.index of the prompt; the response is the next one
         ("prompt", pa.string()),
         ("response", pa.string()),
         ("prompt_speaker", pa.string()),
