@@ -20,7 +20,7 @@ from tasks.errors import DownloadError, ExtractionError, InvalidDataError
 from tasks.gutenberg import HttpPolicy, download_book_task
 from tasks.pairing import pair_utterances_task
 from tasks.tables import CATALOG, DATASET, PAIRS, read_table
-from tasks.validate import CheckedDataset, export_dataset, report_markdown, validate_pairs_task
+from tasks.validate import CheckedDataset, export_dataset, report_markdown, sample_markdown, validate_pairs_task
 
 log = logging.getLogger(__name__)
 C = CorpusConfig  # the defaults below are CorpusConfig's, so the flow and the CLI agree
@@ -147,7 +147,8 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
         out_path=cfg.data_dir / "04_datasets" / f"{cfg.name}.parquet",
     )
     out_dir = Path(cfg.out) if cfg.out else cfg.data_dir / cfg.name
-    json_path = export_dataset(read_table(dataset.path, DATASET), dataset.report, cfg.name, out_dir)
+    data = read_table(dataset.path, DATASET)
+    json_path = export_dataset(data, dataset.report, cfg.name, out_dir)
     log.info(
         "%s: %d training and %d validation pairs written to %s",
         cfg.name,
@@ -157,4 +158,5 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
     )
     create_table_artifact(key="corpus-summary", table=counts, description=f"pairs per book for {cfg.name}")
     create_markdown_artifact(key="validation-report", markdown=report_markdown(cfg.name, dataset.report))
+    create_markdown_artifact(key="pair-samples", markdown=sample_markdown(data, cfg.seed))
     return dataset

@@ -136,6 +136,13 @@ def report_markdown(name: str, report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sample_markdown(data: pd.DataFrame, seed: int, count: int = 10) -> str:
+    """A few pairs drawn at random, as Markdown, to judge the dataset at a glance."""
+    rows = data.sample(min(count, len(data)), random_state=seed).sort_index()
+    blocks = [f"**{r.title}** ({r.split})\n\n> {r.prompt}\n\n{r.response}\n" for r in rows.itertuples()]
+    return "# Sample pairs\n\n" + "\n---\n\n".join(blocks)
+
+
 def export_dataset(data: pd.DataFrame, report: Report, name: str, out_dir: Path) -> Path:
     """out_dir/pairs.json (a JSON array, one object per pair), report.md and report.json beside it."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+from prefect.artifacts import Artifact
 from conftest import Mirror, digit_layout_mirror
 
 from flows.corpus import build_corpus
@@ -46,6 +47,9 @@ def test_author_to_checked_dataset_then_no_requests(prefect, tmp_path, digit_mir
     assert set(split_of.values()) == {"train", "validation"}
     assert "could not get 6 of 8 books: 105 'Persuasion'" in caplog.text
     assert (tmp_path / "out/report.md").read_text().startswith("# Dataset jane-austen")
+    for key in ("corpus-summary", "validation-report", "pair-samples"):
+        assert Artifact.get(key) is not None, key
+    assert "Pride and Prejudice" in Artifact.get("pair-samples").data
 
     digit_mirror.requests.clear()
     again = run(digit_mirror, tmp_path)
