@@ -73,7 +73,8 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
     raw_dir = cfg.data_dir / "01_raw"
 
     # 1. Find the books in the catalog.
-    fetch_catalog = fetch_catalog_task.with_options(cache_expiration=timedelta(days=cfg.catalog_max_age_days))
+    max_age = timedelta(days=cfg.catalog_max_age_days)  # Prefect reads a zero expiration as "never": refresh
+    fetch_catalog = fetch_catalog_task.with_options(cache_expiration=max_age, refresh_cache=not max_age or None)
     catalog = run_intact(fetch_catalog, mirror=cfg.mirror, http=http, raw_dir=raw_dir)
     entries = select_books(read_table(catalog.path, CATALOG), cfg.author, cfg.language, cfg.book, cfg.max_books)
     log.info("%s: %d books to fetch from %s", cfg.name, len(entries), cfg.mirror)

@@ -4,8 +4,8 @@ import json
 import logging
 
 import pytest
-from prefect.artifacts import Artifact
 from conftest import Mirror, digit_layout_mirror
+from prefect.artifacts import Artifact
 
 from flows.corpus import build_corpus
 from tasks.tables import UTTERANCES, read_table
@@ -69,10 +69,10 @@ def test_a_broken_cache_file_is_rebuilt_and_nothing_else(prefect, tmp_path, digi
 
 
 def test_a_changed_option_recomputes_pairs_not_downloads_or_extraction(prefect, tmp_path, digit_mirror):
-    first = run(digit_mirror, tmp_path)
+    first = run(digit_mirror, tmp_path, catalog_max_age_days=0)
     extracted = (tmp_path / "data/02_utterances/1342.parquet").stat().st_mtime_ns
     digit_mirror.requests.clear()
-    second = run(digit_mirror, tmp_path, max_gap=100)
-    assert digit_mirror.total() == 0
+    second = run(digit_mirror, tmp_path, max_gap=100, catalog_max_age_days=0)
+    assert dict(digit_mirror.requests) == {"/cache/epub/feeds/pg_catalog.csv": 1}  # only the expired catalog
     assert (tmp_path / "data/02_utterances/1342.parquet").stat().st_mtime_ns == extracted
     assert second.report.conversations > first.report.conversations
