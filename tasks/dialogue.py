@@ -38,16 +38,16 @@ OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of
 CLOSE_PUNCT = ".,!?;:—–-…"  # a closing single quote after one of these is a quote, not an apostrophe
 OPEN, CLOSE, WEAK = 0, 1, 2  # WEAK: a closing single quote that may be an apostrophe ("Bennets’ carriage")
 
-# The marks each paired convention uses: (characters to scan, opener, closer).
+# The marks each paired convention uses: (characters to scan, the opening one; None: told by position).
 QUOTES = {
-    "double-curly": ("“”", "“", "”"),
-    "double-straight": ('"', None, None),
-    "single-curly": ("‘’", "‘", "’"),
-    "single-straight": ("'", None, None),
-    "guillemets": ("«»", "«", "»"),
-    "guillemets-reversed": ("»«", "»", "«"),
+    "double-curly": ("“”", "“"),
+    "double-straight": ('"', None),
+    "single-curly": ("‘’", "‘"),
+    "single-straight": ("'", None),
+    "guillemets": ("«»", "«"),
+    "guillemets-reversed": ("»«", "»"),
 }
-MARK_PATTERNS = {name: re.compile(f"[{re.escape(chars)}]") for name, (chars, _, _) in QUOTES.items()}
+MARK_PATTERNS = {name: re.compile(f"[{re.escape(chars)}]") for name, (chars, _) in QUOTES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +112,7 @@ def detect_convention(text: str, paragraphs: list[tuple[int, int]]) -> Conventio
 
 def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]:
     """(position, OPEN/CLOSE/WEAK) of the quote marks between start and end."""
-    chars, opener, closer = QUOTES[quote]
+    opener = QUOTES[quote][1]
     single = quote.startswith("single")
     marks = []
     for found in MARK_PATTERNS[quote].finditer(text, start, end):

@@ -137,3 +137,13 @@ def test_pdnc_scores_in_each_quoting_style(style):
         scores.append(score(utterances, pair_utterances(utterances), gold))
     assert statistics.mean(s.f1 for s in scores) >= 0.90
     assert statistics.mean(s.pair_precision for s in scores) >= 0.78
+
+
+def test_straight_single_quotes_of_an_ascii_edition():  # Alice, 2018 ASCII edition
+    path = GUTENBERG / "variants/11_carroll_alices-adventures-in-wonderland_2018-ascii.txt"
+    text = strip_boilerplate(decode_text(path.read_bytes(), "ascii", str(path)))
+    assert str(detect_convention(text, split_paragraphs(text))) == "single-straight"
+    curly = [u.text.replace("’", "'") for u in extract_utterances(book(11))]
+    straight = [u.text for u in extract_utterances(text)]
+    assert len(straight) > 0.95 * len(curly)
+    assert "I'm sure I'm not Ada" in straight[19]
