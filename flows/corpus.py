@@ -11,10 +11,11 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
 
 from tasks.cache import run_intact
 from tasks.catalog import fetch_catalog_task, select_books
-from tasks.config import CorpusConfig
+from tasks.config import CorpusConfig, dataset_name
 from tasks.dialogue import extract_utterances_task
 from tasks.errors import DownloadError, ExtractionError, InvalidDataError
 from tasks.gutenberg import HttpPolicy, download_book_task
@@ -26,7 +27,11 @@ log = logging.getLogger(__name__)
 C = CorpusConfig  # the defaults below are CorpusConfig's, so the flow and the CLI agree
 
 
-@flow(name="build-corpus", flow_run_name="corpus-{author}")
+def _run_name() -> str:
+    return "corpus-" + dataset_name(flow_run.parameters.get("author", ""), flow_run.parameters.get("book", []))
+
+
+@flow(name="build-corpus", flow_run_name=_run_name)
 def build_corpus(
     author: str = C.author,
     book: list[int] = [],  # noqa: B006 (Prefect shows a list field; never mutated)

@@ -1,5 +1,6 @@
 """Every setting with its default, in one place. CLI flags and flow parameters override these."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,12 @@ class CorpusConfig:
     @property
     def name(self) -> str:
         """A short, file-safe name for this dataset: the author, else the book ids."""
-        return safe_name(self.author or "books-" + "-".join(map(str, sorted(self.book))))
+        return dataset_name(self.author, self.book)
+
+
+def dataset_name(author: str, book: Iterable[int]) -> str:
+    """'jane-austen', or 'books-158-1342' when only ids are given."""
+    return safe_name(author or "books-" + "-".join(map(str, sorted(book))))
 
 
 def _at_least(value: float, low: float, flag: str) -> None:
