@@ -20,7 +20,7 @@ from tasks.dialogue import extract_utterances_task
 from tasks.errors import DownloadError, ExtractionError, InvalidDataError
 from tasks.gutenberg import HttpPolicy, download_book_task
 from tasks.pairing import pair_utterances_task
-from tasks.tables import CATALOG, DATASET, PAIRS, read_table
+from tasks.tables import CATALOG, DATASET, read_table
 from tasks.validate import CheckedDataset, export_dataset, report_markdown, sample_markdown, validate_pairs_task
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,8 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
         )
 
     # 3. Extract utterances and pair them, book by book.
-    pair_tables, counts = [], []
-    for book_id, (entry, stored) in books.items():
+    pair_tables = []
+    for book_id, (_, stored) in books.items():
         try:
             utterances = run_intact(
                 extract_utterances_task, book_id=book_id, book=stored, out_dir=cfg.data_dir / "02_utterances"
@@ -137,7 +137,6 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
             out_dir=cfg.data_dir / "03_pairs",
         )
         pair_tables.append(pairs)
-        counts.append({"book_id": book_id, "title": entry.title, "pairs": len(read_table(pairs.path, PAIRS))})
     if not pair_tables:
         raise ExtractionError(f"{cfg.name}: no dialogue found in any of the {len(books)} books")
 
@@ -162,7 +161,9 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
         dataset.report.validation,
         json_path,
     )
-    create_table_artifact(key="corpus-summary", table=counts, description=f"pairs per book for {cfg.name}")
+    create_table_artifact(
+        key="corpus-summary", table=dataset.report.per_book, description=f"checked pairs per book for {cfg.name}"
+    )
     create_markdown_artifact(key="validation-report", markdown=report_markdown(cfg.name, dataset.report))
     create_markdown_artifact(key="pair-samples", markdown=sample_markdown(data, cfg.seed))
     return dataset

@@ -268,7 +268,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             speech = _fold(STAGE_DIRECTION.sub(" ", text[s:e]))
             speeches = [Speech(s, e, speech, heading_speaker, False, False)] if speech else []
         heading_speaker = ""
-        for k, sp in enumerate(s for s in speeches if s.text):
+        for k, sp in enumerate(sp for sp in speeches if sp.text):
             if sp.continues and utterances:
                 last = utterances.pop()
                 utterances.append(
