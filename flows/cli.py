@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from tasks.config import CorpusConfig
+from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from
 from tasks.errors import AuthorbotError
 
-C = CorpusConfig
+C, T, S = CorpusConfig, TrainConfig, ChatConfig
 
 
 def _environment() -> None:
@@ -41,7 +41,7 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mirror", default=C.mirror, help=f"http(s) base URL or local directory (default {C.mirror})")
     parser.add_argument("--language", default=C.language, help="catalog language code (default %(default)s)")
-    parser.add_argument("--max-books", type=int, default=C.max_books, help="keep at most N books (0: all)")
+    parser.add_argument("--max-books", type=int, default=C.max_books, help="the first N books the mirror has (0: all)")
     parser.add_argument("--data-dir", type=Path, default=C.data_dir, help="cache folder (default %(default)s)")
     parser.add_argument("--out", type=Path, default=C.out, help="output folder (default DATA_DIR/<author>)")
     parser.add_argument(
@@ -74,19 +74,83 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-pairs", type=int, default=C.min_pairs, help="fail when fewer usable pairs remain (default %(default)s)"
     )
-    parser.add_argument("--seed", type=int, default=C.seed, help="train/validation split seed (default %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=C.seed, help="split, shuffling and sampling seed (default %(default)s)"
+    )
 
 
-def _corpus_kwargs(args: argparse.Namespace) -> dict:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(CorpusConfig)}
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=T.model, help="hub name, model directory, or scratch:tiny|small (%(default)s)"
+    )
+    parser.add_argument(
+        "--tokenizer", default=T.tokenizer, help="hub name or directory (default: the model's; gpt2 for scratch)"
+    )
+    parser.add_argument("--epochs", type=int, default=T.epochs, help="default %(default)s")
+    parser.add_argument("--batch-size", type=int, default=T.batch_size, help="packed rows per step (%(default)s)")
+    parser.add_argument("--max-length", type=int, default=T.max_length, help="tokens per row (%(default)s)")
+    parser.add_argument(
+        "--learning-rate", type=float, default=T.learning_rate, help="default 5e-5, or 1e-3 for scratch models"
+    )
+    parser.add_argument("--max-pairs", type=int, default=T.max_pairs, help="train on a sample of N pairs (0: all)")
+    parser.add_argument(
+        "--mask-prompt",
+        action=argparse.BooleanOptionalAction,
+        default=T.mask_prompt,
+        help="loss on the response only (default %(default)s)",
+    )
+    parser.add_argument("--patience", type=int, default=T.patience, help="early stopping, in epochs (%(default)s)")
+    parser.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="steps (%(default)s)")
+    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=T.xla, help="default: on a GPU")
+    parser.add_argument(
+        "--mixed-precision", action=argparse.BooleanOptionalAction, default=T.mixed_precision, help="default: on a GPU"
+    )
+
+
+def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool) -> None:
+    parser.add_argument("--prompts", type=Path, help="a file of test prompts, one per line (default: built-in set)")
+    parser.add_argument("--temperature", type=float, default=S.temperature, help="default %(default)s")
+    parser.add_argument("--top-k", type=int, default=S.top_k, help="default %(default)s (0: off)")
+    parser.add_argument("--top-p", type=float, default=S.top_p, help="default %(default)s")
+    parser.add_argument("--repetition-penalty", type=float, default=S.repetition_penalty, help="default %(default)s")
+    parser.add_argument("--max-new-tokens", type=int, default=S.max_new_tokens, help="default %(default)s")
+    if seed:
+        parser.add_argument("--seed", type=int, default=S.seed, help="sampling seed (default %(default)s)")
+
+
+def _corpus_config(args: argparse.Namespace) -> CorpusConfig:
+    return config_from(CorpusConfig, vars(args), book=tuple(args.book))
+
+
+def _flow_kwargs(args: argparse.Namespace, *configs: type) -> dict:
+    """The flow parameters: the flags that are config fields, by the same names."""
+    names = {f.name for cls in configs for f in dataclasses.fields(cls)}
+    return {name: getattr(args, name) for name in names}
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
-    CorpusConfig(**{**_corpus_kwargs(args), "book": tuple(args.book)})  # bad flags fail here, before Prefect starts
+    _corpus_config(args)  # bad flags fail here, before Prefect starts
     from flows.corpus import build_corpus
 
-    dataset = build_corpus(**_corpus_kwargs(args))
+    dataset = build_corpus(**_flow_kwargs(args, CorpusConfig))
     print(f"{dataset.report.train + dataset.report.validation} pairs checked; see {dataset.path}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    _corpus_config(args)  # bad flags fail here, before Prefect and TensorFlow start
+    config_from(TrainConfig, vars(args))
+    config_from(ChatConfig, vars(args))
+    from flows.finetune import finetune
+
+    model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
+    print(f"model saved in {model_dir}; talk to it with: authorbot chat {model_dir}", file=sys.stderr)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    cfg = config_from(ChatConfig, vars(args))
+    from tasks.chat import chat
+
+    chat(args.model_dir, cfg, args.prompts)
 
 
 def _read_book_file(path: Path) -> str:
@@ -118,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     dataset = commands.add_parser("dataset", help="download an author's books and build a checked dialogue dataset")
     _add_corpus_flags(dataset)
     dataset.set_defaults(run=cmd_dataset)
+    run = commands.add_parser("run", help="build the dataset, fine-tune GPT-2 on it, and write a transcript")
+    _add_corpus_flags(run)
+    _add_train_flags(run)
+    _add_chat_flags(run, seed=False)  # --seed is the corpus flags' one: split, shuffling and sampling
+    run.set_defaults(run=cmd_run)
+    chat = commands.add_parser("chat", help="talk to a trained model (stdin lines get one reply line each)")
+    chat.add_argument("model_dir", type=Path, help="a model directory, e.g. DIR/model from authorbot run")
+    _add_chat_flags(chat, seed=True)
+    chat.set_defaults(run=cmd_chat)
     extract = commands.add_parser("extract", help="print the utterances of a text file as JSON lines")
     extract.add_argument("file", type=Path)
     extract.set_defaults(run=cmd_extract)

@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 
 from tasks.cache import run_intact
 from tasks.catalog import fetch_catalog_task, select_books
-from tasks.config import CorpusConfig, dataset_name
+from tasks.config import CorpusConfig, config_from, dataset_name
 from tasks.dialogue import extract_utterances_task
 from tasks.errors import DownloadError, ExtractionError, InvalidDataError
 from tasks.gutenberg import HttpPolicy, download_book_task
@@ -51,24 +51,7 @@ def build_corpus(
     seed: int = C.seed,
 ) -> CheckedDataset:
     """Build, check and export the dialogue dataset of an author or of some books."""
-    cfg = CorpusConfig(
-        author,
-        tuple(book),
-        mirror,
-        language,
-        max_books,
-        Path(data_dir).resolve(),
-        out,
-        catalog_max_age_days,
-        request_delay,
-        http_retries,
-        http_backoff,
-        http_timeout,
-        max_gap,
-        val_fraction,
-        min_pairs,
-        seed,
-    )
+    cfg = config_from(CorpusConfig, dict(locals()), book=tuple(book), data_dir=Path(data_dir).resolve())
     return build_dataset(cfg)
 
 
@@ -81,13 +64,17 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
     max_age = timedelta(days=cfg.catalog_max_age_days)  # Prefect reads a zero expiration as "never": refresh
     fetch_catalog = fetch_catalog_task.with_options(cache_expiration=max_age, refresh_cache=not max_age or None)
     catalog = run_intact(fetch_catalog, mirror=cfg.mirror, http=http, raw_dir=raw_dir)
-    entries = select_books(read_table(catalog.path, CATALOG), cfg.author, cfg.language, cfg.book, cfg.max_books)
-    log.info("%s: %d books to fetch from %s", cfg.name, len(entries), cfg.mirror)
+    entries = select_books(read_table(catalog.path, CATALOG), cfg.author, cfg.language, cfg.book)
+    wanted = min(cfg.max_books or len(entries), len(entries))
+    log.info("%s: %d of %d catalogued books to fetch from %s", cfg.name, wanted, len(entries), cfg.mirror)
 
-    # 2. Download them, one at a time; a book the mirror lacks is named and skipped.
+    # 2. Download them, one at a time; a book the mirror lacks is named and skipped (and, with
+    # --max-books, replaced by the next one).
     books, missing = {}, []
-    for n, entry in enumerate(entries, 1):
-        log.info("book %d of %d: %d %s", n, len(entries), entry.book_id, entry.title)
+    for entry in entries:
+        if len(books) == wanted:
+            break
+        log.info("book %d of %d: %d %s", len(books) + 1, wanted, entry.book_id, entry.title)
         try:
             stored = run_intact(
                 download_book_task,
@@ -110,7 +97,7 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
         log.warning(
             "could not get %d of %d books: %s",
             len(missing),
-            len(entries),
+            len(missing) + len(books),
             ", ".join(f"{e.book_id} {e.title!r}" for e in missing),
         )
     if not books:

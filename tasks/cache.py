@@ -7,6 +7,7 @@ never the downloads. A cache hit whose file is gone or changed is rebuilt, not t
 
 import inspect
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModuleSource(CachePolicy):
-    """Key on the source files of the task's own module and of tables.py."""
+    """Key on the source files of the task's own module, of tables.py, and of any modules named."""
+
+    modules: tuple[str, ...] = ()  # e.g. ("tasks.model",) for code the task's module calls into
 
     def compute_key(self, task_ctx: Any, inputs: Any, flow_parameters: Any, **kwargs: Any) -> str | None:
         if task_ctx is None:
             return None
-        files = sorted({inspect.getsourcefile(task_ctx.task.fn), tables.__file__})
+        named = [inspect.getsourcefile(sys.modules[m]) for m in self.modules]
+        files = sorted({inspect.getsourcefile(task_ctx.task.fn), tables.__file__, *named})
         return hash_objects([Path(f).read_bytes() for f in files], raise_on_failure=True)
 
 
@@ -35,7 +39,7 @@ PARQUET_INPUTS = INPUTS + ModuleSource()
 
 
 def run_intact(task: Task, **kwargs: Any) -> Any:
-    """Run a task that returns a StoredTable (or None); rebuild once if its cached file is not intact."""
+    """Run a task that returns a StoredFile (or None); rebuild once if its cached file is not intact."""
     stored = task(**kwargs)
     if stored is None or stored.intact():
         return stored

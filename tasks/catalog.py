@@ -14,7 +14,7 @@ from prefect import task
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import CatalogError
 from tasks.gutenberg import HttpPolicy, fetch
-from tasks.tables import CATALOG, StoredTable, write_table
+from tasks.tables import CATALOG, StoredFile, write_table
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def match_author(catalog: pd.DataFrame, query: str) -> str:
 
 
 def select_books(
-    catalog: pd.DataFrame, author: str, language: str, books: tuple[int, ...] = (), max_books: int = 0
+    catalog: pd.DataFrame, author: str, language: str, books: tuple[int, ...] = ()
 ) -> list[CatalogEntry]:
     """The author's texts in the language (one edition per title), then the asked-for ids."""
     chosen: list[CatalogEntry] = []
@@ -109,7 +109,7 @@ def select_books(
                     book_id, *(("", "", "") if row is None else (row["title"], row["authors"], row["language"]))
                 )
             )
-    return chosen[:max_books] if max_books else chosen
+    return chosen
 
 
 def fetch_catalog(mirror: str, http: HttpPolicy = HttpPolicy()) -> pd.DataFrame:
@@ -124,7 +124,7 @@ def fetch_catalog(mirror: str, http: HttpPolicy = HttpPolicy()) -> pd.DataFrame:
 
 
 @task(name="fetch-catalog", cache_policy=PARQUET_INPUTS, persist_result=True)
-def fetch_catalog_task(mirror: str, http: HttpPolicy, raw_dir: Path) -> StoredTable:
+def fetch_catalog_task(mirror: str, http: HttpPolicy, raw_dir: Path) -> StoredFile:
     """01_raw/catalog.parquet (CATALOG); the flow sets cache_expiration to the allowed age."""
     catalog = fetch_catalog(mirror, http)
     log.info("catalog: %d entries from %s", len(catalog), mirror)

@@ -1,7 +1,7 @@
 """Every setting with its default, in one place. CLI flags and flow parameters override these."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from tasks.errors import ConfigError
@@ -16,7 +16,7 @@ class CorpusConfig:
     book: tuple[int, ...] = ()  # Gutenberg ids, instead of or besides the author's books
     mirror: str = GUTENBERG  # http(s) base URL or a local directory in Gutenberg's layout
     language: str = "en"  # catalog language code; books in others are skipped
-    max_books: int = 0  # keep at most this many books (0: all)
+    max_books: int = 0  # the first N of the books that the mirror has (0: all)
     data_dir: Path = Path("data")  # caches and intermediate Parquet files
     out: Path | None = None  # where pairs.json and the report go (default: data/05_datasets/<name>)
     catalog_max_age_days: float = 7.0  # refetch the catalog when older
@@ -64,3 +64,66 @@ def dataset_name(author: str, book: Iterable[int]) -> str:
 def _at_least(value: float, low: float, flag: str) -> None:
     if value < low:
         raise ConfigError(f"{flag} {value!r}: must be at least {low}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "gpt2"  # hub name, a save_pretrained directory, or scratch:tiny / scratch:small
+    tokenizer: str = ""  # hub name or directory; "" means the model's own ("gpt2" for scratch models)
+    epochs: int = 3  # passes over the training pairs (early stopping may end sooner)
+    batch_size: int = 8  # packed rows per step
+    max_length: int = 256  # tokens per packed row, at most the model's context
+    learning_rate: float = 0.0  # 0 means 5e-5 to fine-tune, 1e-3 for a scratch model
+    max_pairs: int = 0  # train on a random sample of this many pairs (0: all)
+    mask_prompt: bool = True  # loss on the response and its end token only
+    patience: int = 2  # epochs without a better validation loss before stopping
+    checkpoint_every: int = 200  # steps between checkpoints; there is one at every epoch's end too
+    xla: bool | None = None  # compile the training step with XLA; None: on a GPU only
+    mixed_precision: bool | None = None  # float16 compute with float32 weights; None: on a GPU only
+    seed: int = 0  # sampling, shuffling and scratch initialisation
+
+    def __post_init__(self) -> None:
+        _at_least(self.epochs, 1, "--epochs")
+        _at_least(self.batch_size, 1, "--batch-size")
+        _at_least(self.max_length, 8, "--max-length")
+        _at_least(self.learning_rate, 0, "--learning-rate")
+        _at_least(self.max_pairs, 0, "--max-pairs")
+        _at_least(self.patience, 1, "--patience")
+        _at_least(self.checkpoint_every, 1, "--checkpoint-every")
+        if not self.model.strip():
+            raise ConfigError("--model is empty; give a hub name like gpt2, a model directory, or scratch:tiny")
+
+    @property
+    def tokenizer_spec(self) -> str:
+        """The tokenizer to load: the one asked for, else the model's."""
+        return self.tokenizer or ("gpt2" if self.model.startswith("scratch:") else self.model)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate to use."""
+        return self.learning_rate or (1e-3 if self.model.startswith("scratch:") else 5e-5)
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    temperature: float = 0.8  # below 1 is more predictable, above 1 more surprising
+    top_k: int = 50  # sample from the k likeliest tokens (0: all)
+    top_p: float = 0.95  # ... and from the smallest set holding this much probability
+    repetition_penalty: float = 1.2  # above 1 discourages repeating tokens already in the context
+    max_new_tokens: int = 60  # longest reply, in tokens
+    seed: int = 0  # the same seed and history give the same replies
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"--temperature {self.temperature!r}: must be above 0")
+        _at_least(self.top_k, 0, "--top-k")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p {self.top_p!r}: must be in (0, 1]")
+        if self.repetition_penalty < 1:
+            raise ConfigError(f"--repetition-penalty {self.repetition_penalty!r}: must be at least 1")
+        _at_least(self.max_new_tokens, 1, "--max-new-tokens")
+
+
+def config_from(cls: type, values: dict, **overrides):
+    """A config dataclass from a dict holding (at least) its fields: flow parameters, CLI flags."""
+    return cls(**{f.name: overrides.get(f.name, values[f.name]) for f in fields(cls)})

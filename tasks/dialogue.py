@@ -20,7 +20,7 @@ from prefect import task
 from tasks.attribution import ATTRIBUTION, INTRODUCTION, cut_incises, find_speaker, find_subject, subject_of
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import ExtractionError
-from tasks.tables import BOOKS, UTTERANCES, StoredTable, read_table, write_table
+from tasks.tables import BOOKS, UTTERANCES, StoredFile, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
 
 
 @task(name="extract-utterances", task_run_name="extract-{book_id}", cache_policy=PARQUET_INPUTS, persist_result=True)
-def extract_utterances_task(book_id: int, book: StoredTable, out_dir: Path) -> StoredTable:
+def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path) -> StoredFile:
     """02_utterances/<book_id>.parquet (UTTERANCES)."""
     row = read_table(book.path, BOOKS).iloc[0]
     utterances = extract_utterances(row["text"], book_id)

@@ -22,7 +22,7 @@ from prefect import task
 from tasks.cache import PARQUET_INPUTS
 from tasks.config import CorpusConfig
 from tasks.errors import BookNotFound, DownloadError, InvalidDataError
-from tasks.tables import BOOKS, StoredTable, write_table
+from tasks.tables import BOOKS, StoredFile, write_table
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def download_book(book_id: int, mirror: str, http: HttpPolicy = HttpPolicy(), **
 )
 def download_book_task(
     book_id: int, mirror: str, http: HttpPolicy, raw_dir: Path, title: str = "", authors: str = "", language: str = ""
-) -> StoredTable | None:
+) -> StoredFile | None:
     """01_raw/<book_id>.parquet (BOOKS), or None when the mirror does not have the book."""
     try:
         book = download_book(book_id, mirror, http, title=title, authors=authors, language=language)

@@ -14,7 +14,7 @@ from prefect import task
 from tasks.cache import PARQUET_INPUTS
 from tasks.config import CorpusConfig
 from tasks.dialogue import Utterance
-from tasks.tables import PAIRS, UTTERANCES, StoredTable, read_table, write_table
+from tasks.tables import PAIRS, UTTERANCES, StoredFile, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def utterances_from_table(path: Path) -> list[Utterance]:
 
 
 @task(name="pair-utterances", task_run_name="pair-{book_id}", cache_policy=PARQUET_INPUTS, persist_result=True)
-def pair_utterances_task(book_id: int, utterances: StoredTable, max_gap: int, out_dir: Path) -> StoredTable:
+def pair_utterances_task(book_id: int, utterances: StoredFile, max_gap: int, out_dir: Path) -> StoredFile:
     """03_pairs/<book_id>.parquet (PAIRS)."""
     pairs = pair_utterances(utterances_from_table(utterances.path), max_gap)
     log.info("book %d: %d pairs", book_id, len(pairs))

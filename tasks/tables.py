@@ -74,8 +74,8 @@ DATASET = pa.schema(
 
 
 @dataclass(frozen=True)
-class StoredTable:
-    """A Parquet file a task wrote, and the hash of its bytes, which is what a cache hit promises."""
+class StoredFile:
+    """A file a task wrote (a Parquet table, model weights), and the hash of its bytes: what a cache hit promises."""
 
     path: Path
     sha256: str
@@ -94,7 +94,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_table(rows: list | pd.DataFrame, path: Path, schema: pa.Schema) -> StoredTable:
+def write_table(rows: list | pd.DataFrame, path: Path, schema: pa.Schema) -> StoredFile:
     """Write rows (dataclasses or a DataFrame) atomically: a temporary file, then a rename."""
     if isinstance(rows, pd.DataFrame):
         frame = rows
@@ -113,7 +113,7 @@ def write_table(rows: list | pd.DataFrame, path: Path, schema: pa.Schema) -> Sto
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return StoredTable(path, file_sha256(path))
+    return StoredFile(path, file_sha256(path))
 
 
 def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:

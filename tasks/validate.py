@@ -17,7 +17,7 @@ from prefect import task
 
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import InvalidDataError
-from tasks.tables import DATASET, PAIRS, StoredTable, read_table, write_table
+from tasks.tables import DATASET, PAIRS, StoredFile, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Report:
 class CheckedDataset:
     """What the validation task returns: the DATASET file and its report."""
 
-    table: StoredTable
+    table: StoredFile
     report: Report
 
     @property
@@ -160,7 +160,7 @@ def export_dataset(data: pd.DataFrame, report: Report, name: str, out_dir: Path)
 
 @task(name="validate-pairs", cache_policy=PARQUET_INPUTS, persist_result=True)
 def validate_pairs_task(
-    pairs: list[StoredTable], titles: dict[int, str], val_fraction: float, seed: int, min_pairs: int, out_path: Path
+    pairs: list[StoredFile], titles: dict[int, str], val_fraction: float, seed: int, min_pairs: int, out_path: Path
 ) -> CheckedDataset:
     """04_datasets/<name>.parquet (DATASET), and the validation report."""
     frame = pd.concat([read_table(p.path, PAIRS) for p in pairs], ignore_index=True)

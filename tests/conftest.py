@@ -18,6 +18,7 @@ PDNC = SHARED / "pdnc"
 # Prefect keeps results under PREFECT_HOME even inside its test harness: keep ours out of ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="authorbot-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is out of reach here: fail in a second, not minutes
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # plain functions log outside runs
 

@@ -76,3 +76,11 @@ def test_a_changed_option_recomputes_pairs_not_downloads_or_extraction(prefect, 
     assert dict(digit_mirror.requests) == {"/cache/epub/feeds/pg_catalog.csv": 1}  # only the expired catalog
     assert (tmp_path / "data/02_utterances/1342.parquet").stat().st_mtime_ns == extracted
     assert second.report.conversations > first.report.conversations
+
+
+def test_max_books_counts_books_the_mirror_has(prefect, tmp_path, digit_mirror, caplog):
+    caplog.set_level(logging.WARNING)
+    run(digit_mirror, tmp_path, max_books=1)
+    rows = json.loads((tmp_path / "out/pairs.json").read_text("utf-8"))
+    assert {r["title"] for r in rows} == {"Emma"}  # 105, 121 and 141 come first in the catalog but are missing
+    assert "could not get 3 of 4 books: 105 'Persuasion', 121 'Northanger Abbey', 141 'Mansfield Park'" in caplog.text

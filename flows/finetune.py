@@ -1,0 +1,90 @@
+"""The training flow: an author's name in, a bot to talk to out.
+
+build the dataset (the corpus flow's steps, cached) -> fine-tune GPT-2 -> replies to test prompts.
+A run killed during training and started again with the same parameters skips the cached
+dataset steps and resumes training from its last checkpoint; a finished training is cached too.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from flows.corpus import build_dataset
+from tasks.cache import run_intact
+from tasks.chat import write_transcript_task
+from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from, dataset_name
+from tasks.runs import spec_fingerprint
+from tasks.train import train_model_task
+
+log = logging.getLogger(__name__)
+C, T, S = CorpusConfig, TrainConfig, ChatConfig  # the defaults below are theirs, so flow and CLI agree
+
+
+def _run_name() -> str:
+    return "finetune-" + dataset_name(flow_run.parameters.get("author", ""), flow_run.parameters.get("book", []))
+
+
+@flow(name="finetune", flow_run_name=_run_name)
+def finetune(
+    author: str = C.author,
+    book: list[int] = [],  # noqa: B006 (Prefect shows a list field; never mutated)
+    mirror: str = C.mirror,
+    language: str = C.language,
+    max_books: int = C.max_books,
+    data_dir: Path = C.data_dir,
+    out: Path | None = C.out,
+    catalog_max_age_days: float = C.catalog_max_age_days,
+    request_delay: float = C.request_delay,
+    http_retries: int = C.http_retries,
+    http_backoff: float = C.http_backoff,
+    http_timeout: float = C.http_timeout,
+    max_gap: int = C.max_gap,
+    val_fraction: float = C.val_fraction,
+    min_pairs: int = C.min_pairs,
+    model: str = T.model,
+    tokenizer: str = T.tokenizer,
+    epochs: int = T.epochs,
+    batch_size: int = T.batch_size,
+    max_length: int = T.max_length,
+    learning_rate: float = T.learning_rate,
+    max_pairs: int = T.max_pairs,
+    mask_prompt: bool = T.mask_prompt,
+    patience: int = T.patience,
+    checkpoint_every: int = T.checkpoint_every,
+    xla: bool | None = T.xla,
+    mixed_precision: bool | None = T.mixed_precision,
+    prompts: Path | None = None,
+    temperature: float = S.temperature,
+    top_k: int = S.top_k,
+    top_p: float = S.top_p,
+    repetition_penalty: float = S.repetition_penalty,
+    max_new_tokens: int = S.max_new_tokens,
+    seed: int = C.seed,
+) -> Path:
+    """Build an author's dialogue dataset, fine-tune GPT-2 on it, and write the bot's replies to test prompts."""
+    params = dict(locals())
+    data_dir = Path(data_dir).resolve()
+    out_dir = Path(out).resolve() if out else data_dir / dataset_name(author, book)
+    corpus = config_from(CorpusConfig, params, book=tuple(book), data_dir=data_dir, out=out_dir)
+    train = config_from(TrainConfig, params)
+    sampling = config_from(ChatConfig, params)
+
+    # 1-4. The dataset, exported to out_dir for a person to check (cached: nothing is refetched).
+    dataset = build_dataset(corpus)
+
+    # 5. Fine-tune, resuming from out_dir/checkpoints if a run was interrupted.
+    sources = (spec_fingerprint(train.model), spec_fingerprint(train.tokenizer_spec))
+    run_intact(train_model_task, dataset=dataset.table, cfg=train, sources=sources, out_dir=out_dir)
+    model_dir = out_dir / "model"
+    metrics = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text("utf-8").splitlines()]
+    create_table_artifact(key="training-metrics", table=metrics, description=f"per epoch; plot in {out_dir}/loss.png")
+
+    # 6. Talk to it: replies to the test prompts.
+    transcript = write_transcript_task(model_dir, sampling, prompts, out_dir / "transcript.md")
+    create_markdown_artifact(key="transcript", markdown=transcript)
+    log.info("bot ready: authorbot chat %s", model_dir)
+    return model_dir

@@ -1,0 +1,159 @@
+"""Talk to a trained bot: replies that end with the bot's turn, history that fits the context,
+a terminal loop, and transcripts of replies to test prompts.
+
+A conversation is laid out as in training: turns joined by <|endoftext|>, the last one ended by
+it too, so the model's next turn is the bot's.
+"""
+
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+import tensorflow as tf
+from prefect import task
+
+from tasks.config import ChatConfig
+from tasks.errors import ConfigError
+from tasks.model import check_model_dir, load_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+# Test prompts in the register of the novels authorbot learns from; --prompts FILE replaces them.
+PROMPTS = (
+    "Good morning! How do you do?",
+    "What do you think of our new neighbours?",
+    "Will you walk with me in the garden?",
+    "I have had a letter from my sister.",
+    "Why did you not tell me sooner?",
+    "Do you believe he will come to the ball?",
+    "You must tell me everything.",
+    "What is your opinion of marriage?",
+)
+COMMANDS = "/reset forgets the conversation, /quit (or Ctrl-D) ends it"
+
+
+class Bot:
+    """A GPT-2 model and tokenizer, the conversation so far, and how to sample replies."""
+
+    def __init__(self, model_dir: Path, cfg: ChatConfig) -> None:
+        check_model_dir(model_dir)  # before the tokenizer, whose error would be less to the point
+        self.tokenizer = load_tokenizer(str(model_dir))
+        self.model = load_model(str(model_dir), self.tokenizer)
+        self.cfg, self.model_dir = cfg, model_dir
+        self.history: list[str] = []
+        self.turns = 0  # replies so far: varies the sampling seed from turn to turn, reproducibly
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    def context(self) -> list[int]:
+        """The latest turns that fit in the context beside a full-length reply, each ended by <|endoftext|>."""
+        eot = self.tokenizer.eos_token_id
+        budget = self.model.config.n_positions - self.cfg.max_new_tokens
+        ids: list[int] = []
+        for turn in reversed(self.history):
+            turn_ids = self.tokenizer.encode(turn) + [eot]
+            if len(ids) + len(turn_ids) > budget:
+                if not ids:  # one turn longer than the context: keep its end
+                    ids = turn_ids[-budget:]
+                break
+            ids = turn_ids + ids
+        return ids
+
+    def reply(self, text: str) -> str:
+        """The bot's answer to one line, added to the history with it."""
+        self.history.append(text)
+        ids = tf.constant([self.context()])
+        c = self.cfg
+        out = self.model.generate(
+            ids,
+            attention_mask=tf.ones_like(ids),
+            do_sample=True,
+            temperature=c.temperature,
+            top_k=c.top_k,
+            top_p=c.top_p,
+            repetition_penalty=c.repetition_penalty,
+            max_new_tokens=c.max_new_tokens,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.eos_token_id,
+            seed=[c.seed, self.turns],
+        )
+        self.turns += 1
+        new = out[0, ids.shape[1] :].numpy().tolist()
+        if self.tokenizer.eos_token_id in new:  # the bot's turn ends here
+            new = new[: new.index(self.tokenizer.eos_token_id)]
+        answer = " ".join(self.tokenizer.decode(new).split())  # one line, whatever the model wrote
+        self.history.append(answer)
+        return answer
+
+
+def read_prompts(path: Path | None) -> list[str]:
+    """The non-empty lines of a prompts file, or the built-in prompts."""
+    if path is None:
+        return list(PROMPTS)
+    try:
+        prompts = [line.strip() for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"--prompts {path}: cannot read it ({exc}); give a UTF-8 text file, one prompt per line"
+        ) from None
+    if not prompts:
+        raise ConfigError(f"--prompts {path}: no prompts in it; write one per line")
+    return prompts
+
+
+def transcript_markdown(bot: Bot, prompts: Sequence[str], model_dir: Path) -> str:
+    """Each prompt on its own (fresh history) and the bot's reply, with the settings used."""
+    settings = ", ".join(f"{k} {v}" for k, v in asdict(bot.cfg).items())
+    lines = [f"# Transcript of `{model_dir}`", "", f"Sampling: {settings}.", ""]
+    for prompt in prompts:
+        bot.reset()
+        lines += [f"**You:** {prompt}", "", f"**Bot:** {bot.reply(prompt)}", ""]
+    return "\n".join(lines)
+
+
+def converse(bot: Bot, lines: Iterable[str], out: TextIO, interactive: bool) -> None:
+    """Answer each line. Interactive: prompts and commands. Piped: exactly one output line per
+    input line, so scripts can read replies in step (a blank line gets a blank line)."""
+    if interactive:
+        print(f"Talking to {bot.model_dir}; {COMMANDS}.", file=out)
+        print("you> ", end="", file=out, flush=True)
+    for line in lines:
+        text = line.strip()
+        if text == "/quit":
+            break
+        if text == "/reset":
+            bot.reset()
+            answer = "(conversation forgotten)"
+        else:
+            answer = bot.reply(text) if text else ""
+        if interactive:
+            if text:
+                print(f"bot> {answer}", file=out)
+            print("you> ", end="", file=out, flush=True)
+        else:
+            print(answer, file=out, flush=True)
+    if interactive:
+        print(file=out)
+
+
+def chat(model_dir: Path, cfg: ChatConfig, prompts: Path | None = None) -> None:
+    """`authorbot chat`: a transcript of test prompts, else a conversation on stdin and stdout."""
+    bot = Bot(model_dir, cfg)
+    if prompts is not None:
+        print(transcript_markdown(bot, read_prompts(prompts), model_dir))
+    else:
+        converse(bot, sys.stdin, sys.stdout, sys.stdin.isatty())
+
+
+@task(name="write-transcript")
+def write_transcript_task(model_dir: Path, cfg: ChatConfig, prompts: Path | None, out_path: Path) -> str:
+    """Write the bot's replies to the test prompts as Markdown; returns the Markdown."""
+    questions = read_prompts(prompts)
+    markdown = transcript_markdown(Bot(model_dir, cfg), questions, model_dir)
+    out_path.write_text(markdown, "utf-8")
+    log.info("replies to %d test prompts written to %s", len(questions), out_path)
+    return markdown

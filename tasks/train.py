@@ -1,0 +1,321 @@
+"""Fine-tune GPT-2 in TensorFlow on a checked dialogue dataset, resumable from any interruption.
+
+Each pair becomes `prompt <|endoftext|> response <|endoftext|>`; the loss covers the response and
+its end token, so the bot learns where its turn ends. Whole examples are packed into rows of
+max_length tokens (GPT-2 was trained on documents run together the same way), so almost no
+compute goes to padding; the padding that is left is weighted out of the loss by position, never
+by token id, since padding and the real end-of-turn token are the same id.
+
+Checkpoints (weights, optimizer, and where in which epoch) are saved every checkpoint_every steps
+and at every epoch's end, so a run killed at any moment resumes with the same command; the
+epochs' batch orders are fixed by the seed, so the resumed run skips exactly what was done.
+"""
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import INPUTS
+from tqdm import tqdm
+
+from tasks.cache import ModuleSource
+from tasks.config import TrainConfig
+from tasks.examples import Rows, batches, encode_pairs, epoch_rows, pack_rows, sample_pairs
+from tasks.model import load_model, load_tokenizer, parameter_count
+from tasks.runs import append_metrics, claim_checkpoints, plot_losses, read_metrics, run_fingerprint, save_model_dir
+from tasks.tables import DATASET, StoredFile, file_sha256, read_table
+
+log = logging.getLogger(__name__)
+CPU_WARNING_PARAMETERS = 50_000_000  # above this, training on a CPU takes hours: say so first
+Progress = Callable[[float], None]
+
+
+def token_loss(model, ids: tf.Tensor, targets: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Summed next-token cross-entropy over the target positions, and the number of them."""
+    logits = model(input_ids=ids, training=training).logits[:, :-1]
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(ids[:, 1:], tf.cast(logits, tf.float32))
+    weights = targets[:, 1:]
+    return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
+
+
+def training_flops_per_token(model) -> float:
+    """About 6 x parameters, plus attention over the context (nanoGPT's estimate)."""
+    c = model.config
+    return 6 * parameter_count(model) + 12 * c.n_layer * c.n_embd * c.n_positions
+
+
+def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a plain float32 TensorFlow matmul on this machine: the ceiling to compare against."""
+    a = tf.random.normal((n, n))
+    tf.linalg.matmul(a, a).numpy()  # warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = tf.linalg.matmul(a, a)
+    out.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def on_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+class Steps:
+    """The compiled training and evaluation steps, on one device or mirrored over several GPUs."""
+
+    def __init__(self, model, optimizer, strategy: tf.distribute.Strategy, xla: bool, mixed: bool) -> None:
+        self.model, self.optimizer, self.strategy = model, optimizer, strategy
+        variables = model.trainable_variables
+
+        @tf.function(jit_compile=xla)
+        def gradients(ids, targets, total):
+            with tf.GradientTape() as tape:
+                loss_sum, _ = token_loss(model, ids, targets, training=True)
+                loss = loss_sum / total  # each replica's share of the global mean
+                scaled = optimizer.get_scaled_loss(loss) if mixed else loss
+            grads = tape.gradient(scaled, variables)
+            return loss_sum, optimizer.get_unscaled_gradients(grads) if mixed else grads
+
+        def train_replica(ids, targets, total):
+            loss_sum, grads = gradients(ids, targets, total)
+            optimizer.apply_gradients(zip(grads, variables))
+            return loss_sum
+
+        self._train = tf.function(lambda ids, targets, total: strategy.run(train_replica, (ids, targets, total)))
+        self._eval = tf.function(
+            lambda ids, targets: strategy.run(tf.function(token_loss, jit_compile=xla), (model, ids, targets, False))
+        )
+
+    def _split(self, array: np.ndarray):
+        """Each replica's slice of a batch."""
+        n = self.strategy.num_replicas_in_sync
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(np.array_split(array, n)[ctx.replica_id_in_sync_group])
+        )
+
+    def train(self, ids: np.ndarray, targets: np.ndarray) -> float:
+        """One optimizer step; returns the summed loss over the batch's targets."""
+        total = tf.constant(max(float(targets[:, 1:].sum()), 1.0))
+        out = self._train(self._split(ids), self._split(targets), total)
+        return float(self.strategy.reduce("SUM", out, axis=None))
+
+    def evaluate(self, rows: Rows, batch_size: int, pad_id: int) -> float:
+        """Mean loss per target token over some rows."""
+        loss_sum = count = 0.0
+        for ids, targets, _ in batches(rows, batch_size, pad_id):
+            loss, n = self._eval(self._split(ids), self._split(targets))
+            loss_sum += float(self.strategy.reduce("SUM", loss, axis=None))
+            count += float(self.strategy.reduce("SUM", n, axis=None))
+        return loss_sum / max(count, 1.0)
+
+
+def _new_state() -> dict[str, tf.Variable]:
+    """Progress that the checkpoint carries with the weights: where in which epoch, and the
+    epoch's running sums, so a resumed epoch reports the same numbers as an unbroken one."""
+    ints = {k: tf.Variable(0, dtype=tf.int64) for k in ("epoch", "step", "global_step")}
+    sums = {k: tf.Variable(0.0, dtype=tf.float64) for k in ("loss_sum", "targets", "real", "positions", "seconds")}
+    return ints | sums
+
+
+def _stale(history: list[dict], patience: int) -> bool:
+    """True when the last `patience` epochs did not beat the best validation loss before them."""
+    losses = [m["val_loss"] for m in history]
+    return len(losses) > patience and min(losses[-patience:]) >= min(losses[:-patience])
+
+
+def _warn_if_slow(model, tokens: int, epochs: int) -> None:
+    """On a CPU, a big model takes hours: say how long before starting."""
+    if on_gpu() or parameter_count(model) < CPU_WARNING_PARAMETERS:
+        return
+    # Measured here: TFGPT2LMHeadModel trains at about 30% of a plain matmul's FLOP/s (../shared/STACK.md).
+    seconds = tokens * epochs * training_flops_per_token(model) / (0.3 * matmul_flops())
+    log.warning(
+        "training a %.0fM-parameter model on a CPU, no GPU found: about %.1f hours for %d epochs of %d tokens "
+        "(estimated); --max-pairs N trains on a sample",
+        parameter_count(model) / 1e6,
+        seconds / 3600,
+        epochs,
+        tokens,
+    )
+
+
+class StepProgress:
+    """Training progress: a bar with ETA on a terminal, a log line every tenth elsewhere (worker
+    logs, the Prefect UI), and a callback for the Prefect progress artifact."""
+
+    def __init__(self, total: int, done: int, callback: Progress) -> None:
+        self.bar = tqdm(total=total, initial=done, unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+        self.total, self.done, self.callback = total, done, callback
+        self.started, self.start_done = time.monotonic(), done
+
+    def step(self, loss: float) -> None:
+        self.done += 1
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        fraction = min(self.done / self.total, 1.0)
+        if self.bar.disable and int(10 * fraction) > int(10 * (self.done - 1) / self.total):
+            left = (time.monotonic() - self.started) / (self.done - self.start_done) * (self.total - self.done)
+            log.info(
+                "training %.0f%%: step %d of %d, loss %.3f, about %.0f s left",
+                100 * fraction,
+                self.done,
+                self.total,
+                loss,
+                left,
+            )
+        self.callback(fraction)
+
+
+def _train_epoch(steps: Steps, rows: Rows, state: dict, manager, cfg: TrainConfig, pad_id: int, bar) -> None:
+    """Train on this epoch's batches from where the checkpoint left off, checkpointing as it goes."""
+    for n, (ids, targets, real) in enumerate(batches(rows, cfg.batch_size, pad_id)):
+        if n < int(state["step"]):
+            continue  # trained before the interruption
+        start = time.perf_counter()
+        loss_sum = steps.train(ids, targets)
+        count = float(targets[:, 1:].sum())
+        for key, value in [
+            ("seconds", time.perf_counter() - start),
+            ("loss_sum", loss_sum),
+            ("targets", count),
+            ("real", real),
+            ("positions", ids.size),
+        ]:
+            state[key].assign_add(value)
+        state["step"].assign_add(1)
+        state["global_step"].assign_add(1)
+        if int(state["global_step"]) % cfg.checkpoint_every == 0:
+            manager.save()
+        bar.step(loss_sum / max(count, 1.0))
+
+
+def _end_epoch(epoch: int, steps: Steps, val_rows: Rows, state: dict, cfg: TrainConfig, pad_id: int) -> dict:
+    """The epoch's metrics line; resets the running sums for the next epoch."""
+    val_loss = steps.evaluate(val_rows, cfg.batch_size, pad_id)
+    s = {k: float(v) for k, v in state.items()}
+    record = {
+        "epoch": epoch,
+        "step": int(s["global_step"]),
+        "train_loss": s["loss_sum"] / max(s["targets"], 1.0),
+        "val_loss": val_loss,
+        "val_perplexity": math.exp(min(val_loss, 50.0)),
+        "tokens_per_sec": s["real"] / max(s["seconds"], 1e-9),
+        "useful_token_share": s["real"] / max(s["positions"], 1.0),
+        "train_seconds": s["seconds"],
+    }
+    for key in ("loss_sum", "targets", "real", "positions", "seconds", "step"):
+        state[key].assign(0)
+    state["epoch"].assign(epoch)
+    return record
+
+
+def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: Progress = lambda f: None) -> Path:
+    """Train, or resume, on a DATASET table; returns out_dir/model, the best model by validation loss."""
+    train, val = sample_pairs(read_table(dataset_path, DATASET), cfg.max_pairs, cfg.seed)
+    tokenizer = load_tokenizer(cfg.tokenizer_spec)
+    model, steps, checkpoint_objects = _build(cfg, tokenizer)
+    max_length, eot = min(cfg.max_length, model.config.n_positions), tokenizer.eos_token_id
+    train_examples, dropped = encode_pairs(train.prompt, train.response, tokenizer, max_length, cfg.mask_prompt)
+    val_examples, _ = encode_pairs(val.prompt, val.response, tokenizer, max_length, cfg.mask_prompt)
+    val_rows = pack_rows(val_examples, max_length, eot)
+    if dropped:
+        log.warning("%d training pairs have a response longer than --max-length %d: left out", dropped, max_length)
+
+    ckpt_dir, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
+    claim_checkpoints(ckpt_dir, run_fingerprint(file_sha256(dataset_path), cfg))
+    state = _new_state()
+    checkpoint = tf.train.Checkpoint(**checkpoint_objects, **state)
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("resuming %s at epoch %d, step %d", out_dir, int(state["epoch"]) + 1, int(state["step"]))
+    history = read_metrics(metrics_path, int(state["epoch"]))
+    best = min((m["val_loss"] for m in history), default=math.inf)
+
+    first = epoch_rows(train_examples, 1, cfg.seed, max_length, eot)
+    per_epoch = math.ceil(len(first.ids) / cfg.batch_size)
+    log.info(
+        "training %s (%.1fM parameters) on %d pairs (%d validation), %d tokens in %d rows of %d per epoch",
+        cfg.model,
+        parameter_count(model) / 1e6,
+        len(train_examples),
+        len(val_examples),
+        first.lengths.sum(),
+        len(first.ids),
+        max_length,
+    )
+    _warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]))
+    bar = StepProgress(per_epoch * cfg.epochs, int(state["global_step"]), progress)
+    for epoch in range(int(state["epoch"]) + 1, cfg.epochs + 1):
+        if _stale(history, cfg.patience):
+            log.info("validation loss has not improved for %d epochs: stopping early", cfg.patience)
+            break
+        bar.bar.set_description(f"epoch {epoch}/{cfg.epochs}")
+        rows = epoch_rows(train_examples, epoch, cfg.seed, max_length, eot)
+        _train_epoch(steps, rows, state, manager, cfg, eot, bar)
+        record = _end_epoch(epoch, steps, val_rows, state, cfg, eot)
+        append_metrics(metrics_path, record)  # before the checkpoint: a kill in between re-runs the epoch
+        history.append(record)
+        log.info(
+            "epoch %d: train loss %.3f, validation loss %.3f (perplexity %.1f), %.0f tokens/s",
+            epoch,
+            record["train_loss"],
+            record["val_loss"],
+            record["val_perplexity"],
+            record["tokens_per_sec"],
+        )
+        if record["val_loss"] < best or not (ckpt_dir / "best").is_dir():
+            best = min(best, record["val_loss"])
+            save_model_dir(model, None, ckpt_dir / "best")
+        manager.save()
+    bar.bar.close()
+    if not (ckpt_dir / "best").is_dir():  # resumed with every epoch already trained, best/ deleted
+        save_model_dir(model, None, ckpt_dir / "best")
+    if history:
+        plot_losses(history, out_dir / "loss.png")
+    save_model_dir(ckpt_dir / "best", tokenizer, out_dir / "model")
+    return out_dir / "model"
+
+
+def _build(cfg: TrainConfig, tokenizer):
+    """The model, its compiled steps, and what a checkpoint saves, on every GPU there is."""
+    xla = on_gpu() if cfg.xla is None else cfg.xla
+    mixed = on_gpu() if cfg.mixed_precision is None else cfg.mixed_precision
+    tf_keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    with strategy.scope():
+        model = load_model(cfg.model, tokenizer, cfg.seed)
+        optimizer = tf_keras.optimizers.AdamW(cfg.lr, weight_decay=0.01, global_clipnorm=1.0)
+        if mixed:
+            optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        steps = Steps(model, optimizer, strategy, xla, mixed)
+    return model, steps, {"model": model, "optimizer": optimizer}
+
+
+TRAINING_INPUTS = INPUTS + ModuleSource(modules=("tasks.model", "tasks.examples", "tasks.runs"))
+
+
+@task(name="train-model", cache_policy=TRAINING_INPUTS, persist_result=True)
+def train_model_task(dataset: StoredFile, cfg: TrainConfig, sources: tuple[str, str], out_dir: Path) -> StoredFile:
+    """Train on the dataset; cached by its content, the model and tokenizer (sources: their
+    fingerprints), the settings and this code. A rerun after a kill resumes from the checkpoint."""
+    artifact = create_progress_artifact(0.0, description=f"training {cfg.model} into {out_dir}")
+    last = [0]
+
+    def progress(fraction: float) -> None:
+        if int(fraction * 100) > last[0]:  # one API call per percent
+            last[0] = int(fraction * 100)
+            update_progress_artifact(artifact, last[0])
+
+    weights = train_model(dataset.path, cfg, out_dir, progress) / "tf_model.h5"
+    update_progress_artifact(artifact, 100.0)
+    return StoredFile(weights, file_sha256(weights))

@@ -1,0 +1,166 @@
+"""Fine-tuning and chat on real TensorFlow: scratch:tiny, the shared GPT-2 tokenizer, pairs from the shared corpus."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import GUTENBERG, SHARED
+
+from tasks.chat import Bot, converse, read_prompts
+from tasks.config import ChatConfig, TrainConfig
+from tasks.dialogue import extract_utterances
+from tasks.errors import ConfigError, ModelNotFound
+from tasks.examples import batches, encode_pairs, epoch_rows, pack_rows
+from tasks.gutenberg import decode_text, strip_boilerplate
+from tasks.model import load_model, load_tokenizer
+from tasks.pairing import pair_utterances
+from tasks.tables import DATASET, write_table
+from tasks.train import train_model
+from tasks.validate import validate_pairs
+
+TOKENIZER = str(SHARED / "gpt2-tokenizer")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(TOKENIZER)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Pride and Prejudice's checked pairs as a DATASET table, built by the plain functions."""
+    raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
+    pairs = pair_utterances(extract_utterances(strip_boilerplate(decode_text(raw, "utf-8", "pg1342")), 1342))
+    frame = pd.DataFrame([dataclasses.asdict(p) for p in pairs])
+    data, _ = validate_pairs(frame, {1342: "Pride and Prejudice"}, 0.1, 0, 50)
+    path = tmp_path_factory.mktemp("dataset") / "books-1342.parquet"
+    write_table(data, path, DATASET)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> Path:
+    """A run folder after two epochs of scratch:tiny on 300 pairs."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=2, max_pairs=300, checkpoint_every=10)
+    assert train_model(dataset, cfg, out) == out / "model"
+    return out
+
+
+def test_openai_tokenizer_files_give_gpt2_ids(tokenizer, tmp_path):
+    assert tokenizer.encode("Hello, Mr. Darcy!") == [15496, 11, 1770, 13, 7491, 948, 0]
+    assert tokenizer.eos_token_id == 50256 and len(tokenizer) == 50257
+    tokenizer.save_pretrained(tmp_path)  # and the HF layout it saves reads back the same
+    assert load_tokenizer(str(tmp_path)).encode("Hello, Mr. Darcy!") == [15496, 11, 1770, 13, 7491, 948, 0]
+
+
+def test_loss_covers_the_response_and_its_end_token_only(tokenizer):
+    eot = tokenizer.eos_token_id
+    (ex,), dropped = encode_pairs(["How do you do?"], ["Very well, I thank you."], tokenizer, 64)
+    prompt, response = tokenizer.encode("How do you do?"), tokenizer.encode("Very well, I thank you.")
+    assert dropped == 0 and ex.ids == prompt + [eot] + response + [eot]
+    assert ex.targets == [0.0] * (len(prompt) + 1) + [1.0] * (len(response) + 1)
+    rows = pack_rows([ex], 64, pad_id=eot)  # padding is the same id as the end of turn ...
+    assert rows.ids[0, len(ex.ids) - 1] == rows.ids[0, -1] == eot
+    assert (
+        rows.targets[0, len(ex.ids) - 1] == 1.0 and rows.targets[0, len(ex.ids) :].sum() == 0
+    )  # ... yet only one counts
+    (unmasked,), _ = encode_pairs(["How do you do?"], ["Very well."], tokenizer, 64, mask_prompt=False)
+    assert all(t == 1.0 for t in unmasked.targets)
+
+
+def test_long_prompts_keep_their_end_and_overlong_responses_are_left_out(tokenizer):
+    long_prompt = " ".join(f"word{i}" for i in range(200))
+    examples, dropped = encode_pairs([long_prompt, "Hi."], ["Yes.", "no " * 100], tokenizer, 32)
+    assert dropped == 1 and len(examples) == 1 and len(examples[0].ids) <= 32
+    assert tokenizer.decode(examples[0].ids).startswith(" word") and "word199" in tokenizer.decode(examples[0].ids)
+
+
+def test_packing_fills_rows_with_whole_examples_in_a_seeded_order(dataset, tokenizer):
+    data = pd.read_parquet(dataset)
+    examples, _ = encode_pairs(data.prompt, data.response, tokenizer, 256)
+    rows = epoch_rows(examples, 1, 0, 256, tokenizer.eos_token_id)
+    assert rows.lengths.sum() == sum(len(e.ids) for e in examples)  # nothing cut or lost
+    assert rows.lengths.sum() / rows.ids.size > 0.95
+    assert rows.targets.sum() == sum(sum(e.targets) for e in examples)  # no target lost at a row start
+    assert np.array_equal(rows.ids, epoch_rows(examples, 1, 0, 256, tokenizer.eos_token_id).ids)
+    assert not np.array_equal(rows.ids, epoch_rows(examples, 2, 0, 256, tokenizer.eos_token_id).ids)
+    shapes = {(ids.shape, targets.shape) for ids, targets, _ in batches(rows, 7, tokenizer.eos_token_id)}
+    assert shapes == {((7, 256), (7, 256))}  # the short last batch is filled out with empty rows
+
+
+@pytest.mark.slow
+def test_training_lowers_validation_loss_and_the_model_reloads(trained, tokenizer):
+    import tensorflow as tf
+    from transformers import TFGPT2LMHeadModel
+
+    metrics = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert metrics[1]["val_loss"] < metrics[0]["val_loss"] < 10.9  # ln(50257) = 10.8 is a blind guess
+    assert metrics[1]["val_perplexity"] == pytest.approx(np.exp(metrics[1]["val_loss"]))
+    assert all(m["useful_token_share"] > 0.9 and m["tokens_per_sec"] > 0 for m in metrics)
+    assert (trained / "loss.png").read_bytes().startswith(b"\x89PNG")
+
+    # The saved model is the trained one: same logits as the weights in the last checkpoint.
+    reloaded = TFGPT2LMHeadModel.from_pretrained(trained / "model")
+    fresh = load_model("scratch:tiny", tokenizer, seed=1)
+    tf.train.Checkpoint(model=fresh).restore(tf.train.latest_checkpoint(trained / "checkpoints")).expect_partial()
+    ids = tf.constant([tokenizer.encode("I am very glad to see you, Mr. Bingley.")])
+    assert np.allclose(reloaded(ids).logits.numpy(), fresh(ids).logits.numpy(), atol=1e-5)
+    assert not np.allclose(load_model("scratch:tiny", tokenizer, seed=1)(ids).logits.numpy(), fresh(ids).logits.numpy())
+
+
+@pytest.mark.slow
+def test_more_epochs_continue_a_finished_run_and_other_settings_are_refused(trained, dataset):
+    before = (trained / "metrics.jsonl").read_text().splitlines()
+    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=3, max_pairs=300, checkpoint_every=10)
+    train_model(dataset, cfg, trained)
+    after = (trained / "metrics.jsonl").read_text().splitlines()
+    assert after[:2] == before and json.loads(after[2])["epoch"] == 3
+    with pytest.raises(ConfigError, match=r"holds a training with other settings \(learning_rate differ\)"):
+        train_model(dataset, dataclasses.replace(cfg, learning_rate=0.01), trained)
+    assert (trained / "metrics.jsonl").read_text().splitlines() == after  # nothing lost
+
+
+@pytest.mark.slow
+def test_chat_replies_one_line_per_input_line_and_forgets_on_reset(trained):
+    import io
+
+    bot = Bot(trained / "model", ChatConfig(max_new_tokens=12))
+    out = io.StringIO()
+    converse(bot, io.StringIO("Good morning.\n\nWhat news?\n/reset\nAnd you?\n/quit\nnever read\n"), out, False)
+    lines = out.getvalue().split("\n")[:-1]
+    assert len(lines) == 5 and lines[1] == "" and lines[3] == "(conversation forgotten)"
+    assert bot.history[0] == "And you?" and len(bot.history) == 2  # /reset dropped the first turns
+    assert "<|endoftext|>" not in out.getvalue()
+    again = Bot(trained / "model", ChatConfig(max_new_tokens=12))
+    assert again.reply("Good morning.") == lines[0]  # same seed, same reply
+
+
+def test_history_keeps_the_latest_turns_that_fit(trained):
+    bot = Bot(trained / "model", ChatConfig(max_new_tokens=200))  # 256 positions: 56 tokens of history
+    bot.history = [f"Turn number {i} of a long conversation." for i in range(40)]
+    context = bot.tokenizer.decode(bot.context())
+    assert context.endswith("Turn number 39 of a long conversation.<|endoftext|>")
+    assert "Turn number 0 " not in context and len(bot.context()) <= 56
+
+
+def test_bad_models_and_tokenizers_get_one_clear_error(tmp_path, tokenizer, monkeypatch):
+    with pytest.raises(ConfigError, match="scratch:huge: unknown size; choose one of scratch:tiny, scratch:small"):
+        load_model("scratch:huge", tokenizer)
+    with pytest.raises(ModelNotFound, match="no such model directory"):
+        load_model(str(tmp_path / "missing"), tokenizer)
+    with pytest.raises(ModelNotFound, match="no config.json, so not a saved model"):
+        Bot(tmp_path, ChatConfig())
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ModelNotFound, match="a 'bert' model, not GPT-2"):
+        Bot(tmp_path, ChatConfig())
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there, like a hub out of reach
+    with pytest.raises(ModelNotFound, match=r"'no-such-model': not in the local Hugging Face cache .* scratch:tiny"):
+        load_tokenizer("no-such-model")
+    with pytest.raises(ConfigError, match="no prompts in it"):
+        (tmp_path / "empty.txt").write_text("\n\n")
+        read_prompts(tmp_path / "empty.txt")
