@@ -103,7 +103,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="steps (%(default)s)")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=T.xla, help="default: on a GPU")
     parser.add_argument(
-        "--mixed-precision", action=argparse.BooleanOptionalAction, default=T.mixed_precision, help="default: on a GPU"
+        "--mixed-precision", action=argparse.BooleanOptionalAction, default=T.mixed_precision, help="default: on a GPU or a CPU with bfloat16 units"
     )
 
 

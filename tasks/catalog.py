@@ -80,9 +80,7 @@ def match_author(catalog: pd.DataFrame, query: str) -> str:
     raise CatalogError(f"author {query!r} is not in the catalog; {hint}")
 
 
-def select_books(
-    catalog: pd.DataFrame, author: str, language: str, books: tuple[int, ...] = ()
-) -> list[CatalogEntry]:
+def select_books(catalog: pd.DataFrame, author: str, language: str, books: tuple[int, ...] = ()) -> list[CatalogEntry]:
     """The author's texts in the language (one edition per title), then the asked-for ids."""
     chosen: list[CatalogEntry] = []
     if author.strip():

@@ -79,7 +79,7 @@ class TrainConfig:
     patience: int = 2  # epochs without a better validation loss before stopping
     checkpoint_every: int = 200  # steps between checkpoints; there is one at every epoch's end too
     xla: bool | None = None  # compile the training step with XLA; None: on a GPU only
-    mixed_precision: bool | None = None  # float16 compute with float32 weights; None: on a GPU only
+    mixed_precision: bool | None = None  # float16 (GPU) or bfloat16 (CPU) compute, float32 weights; None: where fast
     seed: int = 0  # sampling, shuffling and scratch initialisation
 
     def __post_init__(self) -> None:

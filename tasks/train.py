@@ -38,18 +38,26 @@ CPU_WARNING_PARAMETERS = 50_000_000  # above this, training on a CPU takes hours
 Progress = Callable[[float], None]
 
 
-def token_loss(model, ids: tf.Tensor, targets: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
-    """Summed next-token cross-entropy over the target positions, and the number of them."""
-    logits = model(input_ids=ids, training=training).logits[:, :-1]
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(ids[:, 1:], tf.cast(logits, tf.float32))
-    weights = targets[:, 1:]
+def token_loss(model, ids: tf.Tensor, targets: tf.Tensor, training: bool, only_targets: bool = False):
+    """Summed next-token cross-entropy over the target positions, and the number of them.
+    only_targets projects onto the vocabulary at target positions only, skipping the prompts' and
+    padding's share of the biggest matmul; its shapes vary, so not under XLA."""
+    hidden = model.transformer(input_ids=ids, training=training)[0][:, :-1]
+    labels, weights = ids[:, 1:], targets[:, 1:]
+    if only_targets:
+        where = tf.where(weights > 0)
+        hidden, labels, weights = (tf.gather_nd(t, where) for t in (hidden, labels, weights))
+    embeddings = tf.cast(model.transformer.wte.embeddings, hidden.dtype)  # GPT-2's output layer is its input one
+    logits = tf.matmul(hidden, embeddings, transpose_b=True)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
     return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
 
-def training_flops_per_token(model) -> float:
-    """About 6 x parameters, plus attention over the context (nanoGPT's estimate)."""
-    c = model.config
-    return 6 * parameter_count(model) + 12 * c.n_layer * c.n_embd * c.n_positions
+def training_flops_per_token(config, seq_len: int) -> float:
+    """About 6 x parameters, plus attention over seq_len tokens (nanoGPT's estimate)."""
+    c = config
+    parameters = 12 * c.n_layer * c.n_embd**2 + (c.vocab_size + c.n_positions) * c.n_embd
+    return 6 * parameters + 12 * c.n_layer * c.n_embd * seq_len
 
 
 def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
@@ -67,21 +75,39 @@ def on_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+def cpu_has_bf16() -> bool:
+    """True on CPUs with bfloat16 matrix units (Intel AMX, AVX512-BF16), where oneDNN runs
+    bfloat16 matmuls several times faster than float32 (benchmarks/train_throughput.py)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def precision_policy(mixed_precision: bool | None) -> str:
+    """The Keras dtype policy: float16 compute on a GPU, bfloat16 on a CPU, else float32.
+    None (the default) means mixed precision wherever the hardware has it."""
+    if mixed_precision is False or (mixed_precision is None and not (on_gpu() or cpu_has_bf16())):
+        return "float32"
+    return "mixed_float16" if on_gpu() else "mixed_bfloat16"
+
+
 class Steps:
     """The compiled training and evaluation steps, on one device or mirrored over several GPUs."""
 
-    def __init__(self, model, optimizer, strategy: tf.distribute.Strategy, xla: bool, mixed: bool) -> None:
+    def __init__(self, model, optimizer, strategy: tf.distribute.Strategy, xla: bool, loss_scale: bool) -> None:
         self.model, self.optimizer, self.strategy = model, optimizer, strategy
         variables = model.trainable_variables
 
         @tf.function(jit_compile=xla)
         def gradients(ids, targets, total):
             with tf.GradientTape() as tape:
-                loss_sum, _ = token_loss(model, ids, targets, training=True)
+                loss_sum, _ = token_loss(model, ids, targets, training=True, only_targets=not xla)
                 loss = loss_sum / total  # each replica's share of the global mean
-                scaled = optimizer.get_scaled_loss(loss) if mixed else loss
+                scaled = optimizer.get_scaled_loss(loss) if loss_scale else loss
             grads = tape.gradient(scaled, variables)
-            return loss_sum, optimizer.get_unscaled_gradients(grads) if mixed else grads
+            return loss_sum, optimizer.get_unscaled_gradients(grads) if loss_scale else grads
 
         def train_replica(ids, targets, total):
             loss_sum, grads = gradients(ids, targets, total)
@@ -89,9 +115,12 @@ class Steps:
             return loss_sum
 
         self._train = tf.function(lambda ids, targets, total: strategy.run(train_replica, (ids, targets, total)))
-        self._eval = tf.function(
-            lambda ids, targets: strategy.run(tf.function(token_loss, jit_compile=xla), (model, ids, targets, False))
-        )
+
+        @tf.function(jit_compile=xla)
+        def evaluate(ids, targets):
+            return token_loss(model, ids, targets, training=False, only_targets=not xla)
+
+        self._eval = tf.function(lambda ids, targets: strategy.run(evaluate, (ids, targets)))
 
     def _split(self, array: np.ndarray):
         """Each replica's slice of a batch."""
@@ -130,12 +159,12 @@ def _stale(history: list[dict], patience: int) -> bool:
     return len(losses) > patience and min(losses[-patience:]) >= min(losses[:-patience])
 
 
-def _warn_if_slow(model, tokens: int, epochs: int) -> None:
+def _warn_if_slow(model, tokens: int, epochs: int, seq_len: int) -> None:
     """On a CPU, a big model takes hours: say how long before starting."""
     if on_gpu() or parameter_count(model) < CPU_WARNING_PARAMETERS:
         return
-    # Measured here: TFGPT2LMHeadModel trains at about 30% of a plain matmul's FLOP/s (../shared/STACK.md).
-    seconds = tokens * epochs * training_flops_per_token(model) / (0.3 * matmul_flops())
+    # benchmarks/train_throughput.py: GPT-2 124M trains at about half a float32 matmul's FLOP/s.
+    seconds = tokens * epochs * training_flops_per_token(model.config, seq_len) / (0.5 * matmul_flops())
     log.warning(
         "training a %.0fM-parameter model on a CPU, no GPU found: about %.1f hours for %d epochs of %d tokens "
         "(estimated); --max-pairs N trains on a sample",
@@ -251,7 +280,7 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
         len(first.ids),
         max_length,
     )
-    _warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]))
+    _warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]), max_length)
     bar = StepProgress(per_epoch * cfg.epochs, int(state["global_step"]), progress)
     for epoch in range(int(state["epoch"]) + 1, cfg.epochs + 1):
         if _stale(history, cfg.patience):
@@ -286,18 +315,21 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
 
 def _build(cfg: TrainConfig, tokenizer):
     """The model, its compiled steps, and what a checkpoint saves, on every GPU there is."""
-    xla = on_gpu() if cfg.xla is None else cfg.xla
-    mixed = on_gpu() if cfg.mixed_precision is None else cfg.mixed_precision
-    tf_keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    xla = on_gpu() if cfg.xla is None else cfg.xla  # on a CPU, XLA was no faster (benchmarks/)
+    policy = precision_policy(cfg.mixed_precision)
+    tf_keras.mixed_precision.set_global_policy(policy)
+    loss_scale = policy == "mixed_float16"  # float16 gradients underflow without it; bfloat16 ones do not
     gpus = tf.config.list_physical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
         model = load_model(cfg.model, tokenizer, cfg.seed)
         optimizer = tf_keras.optimizers.AdamW(cfg.lr, weight_decay=0.01, global_clipnorm=1.0)
-        if mixed:
+        if loss_scale:
             optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-        steps = Steps(model, optimizer, strategy, xla, mixed)
+        steps = Steps(model, optimizer, strategy, xla, loss_scale)
+    tf_keras.mixed_precision.set_global_policy("float32")  # models made later (chat) compute in float32
+    log.info("compute %s, XLA %s, %d device(s)", policy, "on" if xla else "off", strategy.num_replicas_in_sync)
     return model, steps, {"model": model, "optimizer": optimizer}
 
 
