@@ -78,18 +78,30 @@ def measure_authorbot(size: str, xla: bool, dtype: str, ids, targets, steps: int
     return seconds
 
 
-def measure_generation(size: str, new_tokens: int = 64) -> float:
-    """Tokens per second that `authorbot chat` samples, one reply of new_tokens after a short prompt."""
+def measure_generation(size: str, new_tokens: int = 64) -> tuple[float, float]:
+    """Tokens per second of `authorbot chat`'s sampler (XLA), and of transformers' eager generate."""
     import tensorflow as tf
     from transformers import GPT2Config, TFGPT2LMHeadModel
 
-    model = TFGPT2LMHeadModel(GPT2Config(vocab_size=50257, **SIZES[size]))
-    prompt = tf.constant([[464, 4252, 373, 257, 3621, 1110, 13, 50256]])
-    kwargs = dict(do_sample=True, top_k=50, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=50256)
-    model.generate(prompt, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+    from tasks.chat import Bot
+    from tasks.config import ChatConfig
+    from tasks.model import load_tokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = TFGPT2LMHeadModel(GPT2Config(vocab_size=50257, **SIZES[size]))
+        model(tf.constant([[0]]))
+        model.save_pretrained(tmp)
+        load_tokenizer(str(TOKENIZER)).save_pretrained(tmp)
+        bot = Bot(Path(tmp), ChatConfig(max_new_tokens=new_tokens))
+    context = bot.tokenizer.encode("It was a fine morning, and the ladies walked to Meryton.") + [50256]
+    bot.generate(context)  # compiles
     start = time.perf_counter()
-    model.generate(prompt, **kwargs)
-    return new_tokens / (time.perf_counter() - start)
+    ours = len(bot.generate(context)) / (time.perf_counter() - start)
+    eager = dict(do_sample=True, top_k=50, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=50256)
+    bot.model.generate(tf.constant([context]), **{**eager, "max_new_tokens": 2, "min_new_tokens": 2})
+    start = time.perf_counter()
+    bot.model.generate(tf.constant([context]), **eager)
+    return ours, new_tokens / (time.perf_counter() - start)
 
 
 def keras_hub_worker(batch_file: str, size: str, steps: int, dtype: str) -> None:
@@ -148,10 +160,9 @@ def main() -> None:
     parser.add_argument("--no-keras-hub", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    import tasks  # noqa: F401 (TensorFlow settings first)
-    from transformers import GPT2Config
-
+    import tasks  # noqa: F401, I001 (TensorFlow settings before transformers)
     from tasks.train import matmul_flops, training_flops_per_token
+    from transformers import GPT2Config
 
     ids, targets, rows = real_batches(args.batch_size, args.seq_len)
     useful = rows.lengths.sum() / rows.ids.size
@@ -177,7 +188,12 @@ def main() -> None:
         ours, hub = runs["authorbot fp32"], runs.get("KerasHub fp32 XLA")
         if hub:
             print(f"{size:6} KerasHub fp32 XLA / authorbot fp32: {ours / hub:.2f}x")
-        print(f"{size:6} generation: {measure_generation(size):.0f} tokens/s (authorbot chat's sampler)\n", flush=True)
+        ours, eager = measure_generation(size)
+        print(
+            f"{size:6} generation: {ours:.0f} tokens/s (authorbot chat, XLA); "
+            f"eager generate {eager:.0f} ({ours / eager:.1f}x)\n",
+            flush=True,
+        )
     print(f"float32 matmul again: {matmul_flops() / 1e9:.0f} GFLOP/s")
 
 

@@ -164,3 +164,14 @@ def test_bad_models_and_tokenizers_get_one_clear_error(tmp_path, tokenizer, monk
     with pytest.raises(ConfigError, match="no prompts in it"):
         (tmp_path / "empty.txt").write_text("\n\n")
         read_prompts(tmp_path / "empty.txt")
+
+
+def test_repetition_penalty_spares_the_end_of_turn():
+    import tensorflow as tf
+
+    from tasks.chat import TurnRepetitionPenalty
+
+    scores = tf.constant([[2.0, 2.0, 2.0, 2.0]])
+    seen = tf.constant([[1, 3, 3]])  # token 3 plays <|endoftext|>, as between turns
+    out = TurnRepetitionPenalty(2.0, eot=3)(seen, scores, cur_len=3).numpy()[0]
+    assert out.tolist() == [2.0, 1.0, 2.0, 2.0]  # seen token 1 halved, the end of turn untouched
