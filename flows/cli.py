@@ -103,7 +103,10 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="steps (%(default)s)")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=T.xla, help="default: on a GPU")
     parser.add_argument(
-        "--mixed-precision", action=argparse.BooleanOptionalAction, default=T.mixed_precision, help="default: on a GPU or a CPU with bfloat16 units"
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=T.mixed_precision,
+        help="default: on a GPU or a CPU with bfloat16 units",
     )
 
 
@@ -204,8 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _environment()
-    for name in ("tasks", "flows"):  # progress lines; Prefect adds its handlers to these loggers
-        logging.getLogger(name).setLevel(logging.INFO)
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_quiet_known_errors)
     try:

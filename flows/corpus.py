@@ -9,11 +9,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from tasks.cache import run_intact
+from tasks.cache import dataset_lock, run_intact
 from tasks.catalog import fetch_catalog_task, select_books
 from tasks.config import CorpusConfig, config_from, dataset_name
 from tasks.dialogue import extract_utterances_task
@@ -52,7 +52,8 @@ def build_corpus(
 ) -> CheckedDataset:
     """Build, check and export the dialogue dataset of an author or of some books."""
     cfg = config_from(CorpusConfig, dict(locals()), book=tuple(book), data_dir=Path(data_dir).resolve())
-    return build_dataset(cfg)
+    with dataset_lock(cfg.data_dir, cfg.name), tags(cfg.name):
+        return build_dataset(cfg)
 
 
 def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
@@ -108,10 +109,14 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
 
     # 3. Extract utterances and pair them, book by book.
     pair_tables = []
-    for book_id, (_, stored) in books.items():
+    for book_id, (entry, stored) in books.items():
         try:
             utterances = run_intact(
-                extract_utterances_task, book_id=book_id, book=stored, out_dir=cfg.data_dir / "02_utterances"
+                extract_utterances_task,
+                book_id=book_id,
+                book=stored,
+                out_dir=cfg.data_dir / "02_utterances",
+                title=entry.title,
             )
         except ExtractionError as exc:
             log.warning("skipping %s", exc)

@@ -5,16 +5,17 @@ A run killed during training and started again with the same parameters skips th
 dataset steps and resumes training from its last checkpoint; a finished training is cached too.
 """
 
+import base64
 import json
 import logging
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.corpus import build_dataset
-from tasks.cache import run_intact
+from tasks.cache import dataset_lock, run_intact
 from tasks.chat import write_transcript_task
 from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from, dataset_name
 from tasks.runs import spec_fingerprint
@@ -73,6 +74,14 @@ def finetune(
     train = config_from(TrainConfig, params)
     sampling = config_from(ChatConfig, params)
 
+    with dataset_lock(data_dir, corpus.name), tags(corpus.name):
+        return make_bot(corpus, train, sampling, prompts)
+
+
+def make_bot(corpus: CorpusConfig, train: TrainConfig, sampling: ChatConfig, prompts: Path | None) -> Path:
+    """The flow's body: the six steps, for callers that already hold the configs."""
+    out_dir = Path(corpus.out)
+
     # 1-4. The dataset, exported to out_dir for a person to check (cached: nothing is refetched).
     dataset = build_dataset(corpus)
 
@@ -81,7 +90,14 @@ def finetune(
     run_intact(train_model_task, dataset=dataset.table, cfg=train, sources=sources, out_dir=out_dir)
     model_dir = out_dir / "model"
     metrics = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text("utf-8").splitlines()]
-    create_table_artifact(key="training-metrics", table=metrics, description=f"per epoch; plot in {out_dir}/loss.png")
+    create_table_artifact(key="training-metrics", table=metrics, description=f"{corpus.name}: one row per epoch")
+    png = base64.b64encode((out_dir / "loss.png").read_bytes()).decode()
+    create_markdown_artifact(
+        key="loss-curve",
+        markdown=f"# Loss by epoch: {corpus.name}\n\n![loss by epoch](data:image/png;base64,{png})\n\n"
+        f"Best validation loss {min(m['val_loss'] for m in metrics):.3f} "
+        f"(perplexity {min(m['val_perplexity'] for m in metrics):.1f}); the image is `{out_dir}/loss.png`.",
+    )
 
     # 6. Talk to it: replies to the test prompts.
     transcript = write_transcript_task(model_dir, sampling, prompts, out_dir / "transcript.md")

@@ -5,9 +5,12 @@ changed extractor re-runs extraction (and, through the new file's hash, what fol
 never the downloads. A cache hit whose file is gone or changed is rebuilt, not trusted.
 """
 
+import fcntl
 import inspect
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,3 +48,22 @@ def run_intact(task: Task, **kwargs: Any) -> Any:
         return stored
     log.warning("%s: cached file is missing or changed; rebuilding it", stored.path)
     return task.with_options(refresh_cache=True)(**kwargs)
+
+
+@contextmanager
+def dataset_lock(data_dir: Path, name: str) -> Iterator[None]:
+    """Hold data_dir/.locks/<name>.lock while a run writes a dataset's files: a second run of the
+    same author (CLI or deployment) waits here instead of writing the same files at once. The
+    operating system drops the lock when its holder dies, even by kill -9."""
+    path = Path(data_dir) / ".locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another run of %s is writing its files (%s): waiting for it to finish", name, path)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -293,8 +293,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     return utterances
 
 
-@task(name="extract-utterances", task_run_name="extract-{book_id}", cache_policy=PARQUET_INPUTS, persist_result=True)
-def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path) -> StoredFile:
+@task(
+    name="extract-utterances",
+    task_run_name="extract-{book_id}-{title}",
+    cache_policy=PARQUET_INPUTS,
+    persist_result=True,
+)
+def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path, title: str = "") -> StoredFile:
     """02_utterances/<book_id>.parquet (UTTERANCES)."""
     row = read_table(book.path, BOOKS).iloc[0]
     utterances = extract_utterances(row["text"], book_id)

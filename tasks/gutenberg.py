@@ -197,7 +197,7 @@ def download_book(book_id: int, mirror: str, http: HttpPolicy = HttpPolicy(), **
 
 @task(
     name="download-book",
-    task_run_name="download-{book_id}",
+    task_run_name="download-{book_id}-{title}",
     cache_policy=PARQUET_INPUTS,
     persist_result=True,  # no task retries: fetch() already retries each request with backoff
 )
