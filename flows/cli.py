@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from
-from tasks.errors import AuthorbotError
+from tasks.errors import AuthorbotError, ConfigError, ExtractionError
 
 C, T, S = CorpusConfig, TrainConfig, ChatConfig
 
@@ -139,10 +139,16 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     print(f"{dataset.report.train + dataset.report.validation} pairs checked; see {dataset.path}", file=sys.stderr)
 
 
+def _check_prompts(path: Path | None) -> None:
+    if path is not None and not path.is_file():
+        raise ConfigError(f"--prompts {path}: no such file; give a text file with one prompt per line")
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect and TensorFlow start
     config_from(TrainConfig, vars(args))
     config_from(ChatConfig, vars(args))
+    _check_prompts(args.prompts)
     from flows.finetune import finetune
 
     model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
@@ -151,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_chat(args: argparse.Namespace) -> None:
     cfg = config_from(ChatConfig, vars(args))
+    _check_prompts(args.prompts)
     from tasks.chat import chat
 
     chat(args.model_dir, cfg, args.prompts)
@@ -161,21 +168,32 @@ def _read_book_file(path: Path) -> str:
 
     if not path.is_file():
         raise AuthorbotError(f"{path}: no such file; give the path of a plain-text book")
-    return strip_boilerplate(decode_text(path.read_bytes(), "utf-8", str(path)))
+    text = strip_boilerplate(decode_text(path.read_bytes(), "utf-8", str(path)))
+    if not text.strip():
+        raise AuthorbotError(f"{path}: empty file; give the path of a plain-text book")
+    return text
+
+
+def _utterances(path: Path) -> list:
+    from tasks.dialogue import extract_utterances
+
+    utterances = extract_utterances(_read_book_file(path))
+    if not utterances:
+        raise ExtractionError(
+            f"{path}: no dialogue found (no quoted speech, dash-opened lines or play headings); is it a novel?"
+        )
+    return utterances
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from tasks.dialogue import extract_utterances
-
-    for u in extract_utterances(_read_book_file(args.file)):
+    for u in _utterances(args.file):
         print(json.dumps(dataclasses.asdict(u), ensure_ascii=False))
 
 
 def cmd_pairs(args: argparse.Namespace) -> None:
-    from tasks.dialogue import extract_utterances
     from tasks.pairing import pair_utterances
 
-    for p in pair_utterances(extract_utterances(_read_book_file(args.file)), args.max_gap):
+    for p in pair_utterances(_utterances(args.file), args.max_gap):
         print(json.dumps(dataclasses.asdict(p), ensure_ascii=False))
 
 

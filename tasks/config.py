@@ -8,6 +8,11 @@ from tasks.errors import ConfigError
 from tasks.tables import safe_name
 
 GUTENBERG = "https://www.gutenberg.org"
+# Freshly initialised GPT-2s (--model scratch:NAME) for offline use and tests; vocabulary: the tokenizer's.
+SCRATCH = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, n_positions=256),  # ~3.3M parameters, mostly embeddings
+    "small": dict(n_layer=4, n_head=4, n_embd=256, n_positions=512),  # ~16M parameters
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,11 @@ class TrainConfig:
         _at_least(self.checkpoint_every, 1, "--checkpoint-every")
         if not self.model.strip():
             raise ConfigError("--model is empty; give a hub name like gpt2, a model directory, or scratch:tiny")
+        size = self.model.removeprefix("scratch:")
+        if self.model.startswith("scratch:") and size not in SCRATCH:
+            raise ConfigError(
+                f"--model {self.model}: unknown size; choose one of " + ", ".join(f"scratch:{s}" for s in SCRATCH)
+            )
 
     @property
     def tokenizer_spec(self) -> str:

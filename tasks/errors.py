@@ -29,5 +29,9 @@ class ConfigError(AuthorbotError, ValueError):
     """A setting is out of range or inconsistent."""
 
 
+class StorageError(AuthorbotError, OSError):
+    """A file could not be written (disk full, no permission); the previous version is unchanged."""
+
+
 class ModelNotFound(AuthorbotError, FileNotFoundError):
     """A model or tokenizer could not be loaded from the hub or a directory."""

@@ -12,15 +12,11 @@ import requests
 import tensorflow as tf
 from transformers import GPT2Config, GPT2TokenizerFast, TFGPT2LMHeadModel
 
+from tasks.config import SCRATCH
 from tasks.errors import ConfigError, ModelNotFound
 
 log = logging.getLogger(__name__)
 
-# Freshly initialised GPT-2s for offline use and tests (the vocabulary is the tokenizer's).
-SCRATCH = {
-    "tiny": dict(n_layer=2, n_head=2, n_embd=64, n_positions=256),  # ~3.3M parameters, mostly embeddings
-    "small": dict(n_layer=4, n_head=4, n_embd=256, n_positions=512),  # ~16M parameters
-}
 FIX = "give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tasks.config import TrainConfig
 from tasks.errors import ConfigError
-from tasks.tables import file_sha256
+from tasks.tables import file_sha256, storage_error
 
 
 def spec_fingerprint(spec: str) -> str:
@@ -90,12 +90,16 @@ def save_model_dir(model, tokenizer, path: Path) -> None:
     swap it in: never a half-written model."""
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if isinstance(model, Path):
-        shutil.copytree(model, tmp)
-    else:
-        model.save_pretrained(tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
+    try:
+        if isinstance(model, Path):
+            shutil.copytree(model, tmp)
+        else:
+            model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    except (OSError, RuntimeError) as exc:  # a full disk (h5py says so with RuntimeError): the last model stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(path, exc) from None
     old = path.with_name(f".{path.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.errors import InvalidDataError
+from tasks.errors import InvalidDataError, StorageError
 
 CATALOG = pa.schema(
     [
@@ -104,16 +105,33 @@ def write_table(rows: list | pd.DataFrame, path: Path, schema: pa.Schema) -> Sto
         table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InvalidDataError(f"{path}: rows do not fit the schema ({exc}); this is a bug") from exc
+    write_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    return StoredFile(path, file_sha256(path))
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call write(tmp) on a temporary file beside path, then rename it over path: readers see the
+    old file or the new one, never half of one. A failed write (a full disk) leaves the old file
+    as it was and raises StorageError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return StoredFile(path, file_sha256(path))
+
+
+def storage_error(path: Path, exc: Exception) -> StorageError:
+    """The one-line error for a write that failed."""
+    why = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
+    return StorageError(
+        f"{path}: could not write it ({why}); free some disk space or choose another folder "
+        "(the previous version, if any, is unchanged)"
+    )
 
 
 def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:

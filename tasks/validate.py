@@ -17,7 +17,7 @@ from prefect import task
 
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import InvalidDataError
-from tasks.tables import DATASET, PAIRS, StoredFile, read_table, write_table
+from tasks.tables import DATASET, PAIRS, StoredFile, read_table, write_atomically, write_table
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ def export_dataset(data: pd.DataFrame, report: Report, name: str, out_dir: Path)
         (out_dir / "report.md", report_markdown(name, report)),
         (out_dir / "report.json", json.dumps(asdict(report), indent=1)),
     ):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(content, "utf-8")
-        tmp.replace(path)
+        write_atomically(path, lambda tmp, text=content: tmp.write_text(text, "utf-8"))
     return out_dir / "pairs.json"
 
 

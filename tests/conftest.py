@@ -2,14 +2,20 @@
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GUTENBERG = SHARED / "gutenberg"
@@ -25,7 +31,8 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # p
 
 class MirrorHandler(SimpleHTTPRequestHandler):
     """Serves a folder; `faults` maps a path to what to do on its next requests, one entry each:
-    an HTTP status ("503"), "drop" (close without answering), "truncate" (short body), "html"."""
+    an HTTP status ("503"), "drop" (close without answering), "truncate" (short body), "html",
+    "slow" (1.5 s before answering)."""
 
     faults: dict[str, list[str]]
     requests: Counter
@@ -45,6 +52,9 @@ class MirrorHandler(SimpleHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"The Project Gutenberg eBook, cut short")
             self.close_connection = True
+        elif fault == "slow":  # answers, but only after the client's read timeout
+            time.sleep(1.5)
+            super().do_GET()
         elif fault == "html":
             body = b"<!DOCTYPE html><html><body>Service busy</body></html>"
             self.send_response(200)
@@ -121,3 +131,53 @@ def prefect():
 
     with prefect_test_harness():
         yield
+
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT to the process group (the worker ignores SIGTERM), then SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on 127.0.0.1 with its own PREFECT_HOME; yields the environment
+    (for subprocesses) that talks to it."""
+    tmp_path = tmp_path_factory.mktemp("prefect-server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{api}/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+        time.sleep(0.5)
+    yield env | {"PREFECT_API_URL": api}
+    stop(process)
+    log.close()

@@ -2,67 +2,17 @@
 `prefect deploy --all` from prefect.yaml, a process worker, and a deployment run with parameters
 over a loopback mirror, checked through the server's REST API."""
 
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import SHARED
+from conftest import PREFECT, SHARED, stop
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-PREFECT = str(Path(sys.executable).parent / "prefect")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGINT to the process group (the worker ignores SIGTERM), then SIGKILL if it lingers."""
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A Prefect server with its own PREFECT_HOME; yields the environment that talks to it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{api}/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-        time.sleep(0.5)
-    yield env | {"PREFECT_API_URL": api}
-    stop(process)
-    log.close()
 
 
 def prefect(env: dict, *args: str) -> str:
@@ -75,7 +25,8 @@ def api_filter(api: str, what: str, body: dict) -> list[dict]:
     return requests.post(f"{api}/{what}/filter", json=body, timeout=10).json()
 
 
-def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(server, mirror, tmp_path):
+def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(prefect_server, mirror, tmp_path):
+    server = prefect_server
     api = server["PREFECT_API_URL"]
     prefect(server, "work-pool", "create", "authorbot-local", "--type", "process")
     prefect(server, "--no-prompt", "deploy", "--all")
