@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,24 @@ def _environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")  # our loggers reach the UI
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # plain functions log too
+    os.environ["AUTHORBOT_CLI_PID"] = str(os.getpid())  # inherited by the temporary Prefect server
+
+
+def _stop_orphaned_servers() -> None:
+    """Stop temporary Prefect servers whose authorbot was killed with SIGKILL: Prefect starts one
+    per run as a child process, and nothing else would ever stop it. Only servers that inherited
+    AUTHORBOT_CLI_PID from an authorbot that no longer exists are touched (Linux /proc)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"prefect.server.api.server" not in (proc / "cmdline").read_bytes():
+                continue
+            env = dict(v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0") if b"=" in v)
+            parent = int(env.get(b"AUTHORBOT_CLI_PID", b"0"))
+            if parent and not Path(f"/proc/{parent}").exists():
+                os.kill(int(proc.name), signal.SIGTERM)
+                print(f"authorbot: stopped a Prefect server left by a killed run (pid {proc.name})", file=sys.stderr)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+            continue
 
 
 def _quiet_known_errors(record: logging.LogRecord) -> bool:
@@ -224,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stop_orphaned_servers()
     _environment()
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_quiet_known_errors)

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import SHARED
@@ -55,3 +56,40 @@ def test_kill_9_at_random_moments_then_the_same_command_gives_the_same_outputs(t
     ]
     assert steps[0] == steps[1] and len(steps[0]) == 2, killed_at  # each epoch once, the same number of steps
     assert (out / "model/tf_model.h5").is_file() and (out / "transcript.md").read_text().count("**Bot:**") == 8
+
+
+def test_a_temporary_prefect_server_left_by_a_kill_9_is_stopped_by_the_next_command(tmp_path):
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": ROOT, "PREFECT_HOME": str(tmp_path / "prefect")}
+    args = ["dataset", "--book", "1342", "--mirror", str(SHARED / "gutenberg"), "--data-dir", str(tmp_path / "data")]
+    log = tmp_path / "run.log"
+    run = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, stderr=open(log, "w"))
+    while "Starting temporary server" not in log.read_text():
+        assert run.poll() is None, log.read_text()
+        time.sleep(0.2)
+    run.send_signal(signal.SIGKILL)  # the CLI only, as `kill -9 PID` does: its server lives on
+    run.wait()
+    assert servers_started_by(run.pid)
+    nxt = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "extract", str(tmp_path / "none.txt")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "stopped a Prefect server left by a killed run" in nxt.stderr
+    time.sleep(2)
+    assert not servers_started_by(run.pid)
+
+
+def servers_started_by(cli_pid: int) -> list[str]:
+    """Pids of the Prefect server processes that an authorbot with this pid started."""
+    found = subprocess.run(["pgrep", "-f", "prefect.server.api.server"], capture_output=True, text=True).stdout.split()
+    mark = f"AUTHORBOT_CLI_PID={cli_pid}\0".encode()
+    started = []
+    for pid in found:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark in f.read():
+                    started.append(pid)
+        except OSError:  # exited meanwhile
+            pass
+    return started
