@@ -264,7 +264,12 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("resuming %s at epoch %d, step %d", out_dir, int(state["epoch"]) + 1, int(state["step"]))
+        log.info(
+            "resuming from checkpoint %s at epoch %d, step %d",
+            manager.latest_checkpoint,
+            int(state["epoch"]) + 1,
+            int(state["step"]),
+        )
     history = read_metrics(metrics_path, int(state["epoch"]))
     best = min((m["val_loss"] for m in history), default=math.inf)
 
