@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from prefect import task
 
-from tasks.attribution import ATTRIBUTION, INTRODUCTION, cut_incises, find_speaker, find_subject, subject_of
+from tasks.attribution import ATTRIBUTION, INTRODUCTION, VERBS, cut_incises, find_speaker, find_subject, subject_of
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import ExtractionError
 from tasks.tables import BOOKS, UTTERANCES, StoredFile, read_table, write_table
@@ -218,10 +218,19 @@ def _introduces_another(between: str) -> bool:
     return bool(one and other and one != other)
 
 
+# A quote that a sentence of narration runs straight into: a word just before its mark, and that
+# word not a speech verb ("the words "To Let"", but not "he cried "Stop!"").
+NARRATED_INTO = re.compile(rf"(?<![\w’'])(?!(?:{VERBS})\b)[A-Za-z]+\s+$")
+
+
 def _is_aside(text: str, part: tuple[int, int]) -> bool:
-    """True for a quoted phrase inside narration (a word the narrator quotes), not speech."""
+    """True for a quoted phrase inside narration, not speech: a word the narrator quotes, or a
+    short title or name that a sentence runs into (`a card with "To Let" on it`)."""
     inner = text[part[0] : part[1]].lstrip(" .-—…")
-    return inner[:1].islower()
+    if inner[:1].islower():
+        return True
+    before = text[max(0, part[0] - 41) : part[0] - 1]
+    return bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
 
 
 def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: list[tuple[int, int]]) -> list[Speech]:

@@ -146,4 +146,13 @@ def test_straight_single_quotes_of_an_ascii_edition():  # Alice, 2018 ASCII edit
     curly = [u.text.replace("’", "'") for u in extract_utterances(book(11))]
     straight = [u.text for u in extract_utterances(text)]
     assert len(straight) > 0.95 * len(curly)
-    assert "I'm sure I'm not Ada" in straight[19]
+    assert "I'm sure I'm not Ada" in straight[18]  # after "DRINK ME", a label the narrator quotes, is left out
+    assert not any(u.startswith("DRINK ME") for u in straight)
+
+
+def test_titles_and_labels_the_narrator_quotes_are_not_speech():
+    text = (
+        'Before the house hung a card with "To Let" on it, and the boat was named "Sea Swallow".\n\n'
+        'Then he cried "Stop!" and ran to the door.\n\n"Who is there?" said Jane.\n'
+    )
+    assert [u.text for u in extract_utterances(text)] == ["Stop!", "Who is there?"]
