@@ -159,7 +159,7 @@ def _stale(history: list[dict], patience: int) -> bool:
     return len(losses) > patience and min(losses[-patience:]) >= min(losses[:-patience])
 
 
-def _warn_if_slow(model, tokens: int, epochs: int, seq_len: int) -> None:
+def warn_if_slow(model, tokens: int, epochs: int, seq_len: int) -> None:
     """On a CPU, a big model takes hours: say how long before starting."""
     if on_gpu() or parameter_count(model) < CPU_WARNING_PARAMETERS:
         return
@@ -285,7 +285,7 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
         len(first.ids),
         max_length,
     )
-    _warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]), max_length)
+    warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]), max_length)
     bar = StepProgress(per_epoch * cfg.epochs, int(state["global_step"]), progress)
     for epoch in range(int(state["epoch"]) + 1, cfg.epochs + 1):
         if _stale(history, cfg.patience):

@@ -175,3 +175,19 @@ def test_repetition_penalty_spares_the_end_of_turn():
     seen = tf.constant([[1, 3, 3]])  # token 3 plays <|endoftext|>, as between turns
     out = TurnRepetitionPenalty(2.0, eot=3)(seen, scores, cur_len=3).numpy()[0]
     assert out.tolist() == [2.0, 1.0, 2.0, 2.0]  # seen token 1 halved, the end of turn untouched
+
+
+def test_a_big_model_on_a_cpu_is_announced_with_an_estimate(caplog):
+    import logging
+
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    from tasks.train import warn_if_slow
+
+    caplog.set_level(logging.WARNING, logger="tasks.train")
+    gpt2 = TFGPT2LMHeadModel(GPT2Config())  # GPT-2 124M's shape, random weights
+    gpt2(np.zeros((1, 1), np.int32))
+    warn_if_slow(gpt2, tokens=1_000_000, epochs=3, seq_len=256)
+    assert "training a 124M-parameter model on a CPU, no GPU found: about " in caplog.text
+    hours = float(caplog.text.split("about ")[1].split(" hours")[0])
+    assert 0.5 < hours < 100  # 3M tokens x 0.76 GFLOP each, at half this machine's matmul rate
