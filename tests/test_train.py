@@ -191,3 +191,53 @@ def test_a_big_model_on_a_cpu_is_announced_with_an_estimate(caplog):
     assert "training a 124M-parameter model on a CPU, no GPU found: about " in caplog.text
     hours = float(caplog.text.split("about ")[1].split(" hours")[0])
     assert 0.5 < hours < 100  # 3M tokens x 0.76 GFLOP each, at half this machine's matmul rate
+
+
+# Run in a child process: the two logical CPUs must be set before TensorFlow starts its devices.
+MIRRORED = """
+TOKENIZER = {tokenizer!r}
+import tasks  # noqa
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tf_keras
+from tasks.model import load_model, load_tokenizer
+from tasks.train import Steps
+from tasks.examples import Rows
+tok = load_tokenizer(TOKENIZER)
+rng = np.random.default_rng(0)
+ids = rng.integers(0, 50257, (4, 32)).astype(np.int32); targets = np.ones((4, 32), np.float32); targets[:, :5] = 0
+
+def run(strategy, policy="float32", loss_scale=False):
+    tf_keras.mixed_precision.set_global_policy(policy)
+    with strategy.scope():
+        model = load_model("scratch:tiny", tok, seed=0)
+        opt = tf_keras.optimizers.AdamW(1e-3)
+        if loss_scale: opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
+        opt.build(model.trainable_variables)
+        steps = Steps(model, opt, strategy, xla=False, loss_scale=loss_scale)
+    first = steps.train(ids, targets)
+    second = steps.train(ids, targets)
+    val = steps.evaluate(Rows(ids, targets, np.full(4, 32)), 4, tok.eos_token_id)
+    tf_keras.mixed_precision.set_global_policy("float32")
+    return first, second, val
+
+one = run(tf.distribute.get_strategy())
+two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+half = run(tf.distribute.get_strategy(), "mixed_float16", loss_scale=True)
+assert np.allclose(one, two, rtol=1e-3), (one, two)
+assert all(np.isfinite(half)) and abs(half[0] - one[0]) / one[0] < 0.01
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_and_float16_training_steps_agree_with_the_plain_one():
+    """The GPU code paths, run on CPUs: MirroredStrategy over two devices, and float16 with loss scaling."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = MIRRORED.format(tokenizer=TOKENIZER)
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
