@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from tasks.cache import ModuleSource
 from tasks.config import TrainConfig
+from tasks.errors import InvalidDataError
 from tasks.examples import Rows, batches, encode_pairs, epoch_rows, pack_rows, sample_pairs
 from tasks.model import load_model, load_tokenizer, parameter_count
 from tasks.runs import append_metrics, claim_checkpoints, plot_losses, read_metrics, run_fingerprint, save_model_dir
@@ -256,6 +257,11 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
     val_rows = pack_rows(val_examples, max_length, eot)
     if dropped:
         log.warning("%d training pairs have a response longer than --max-length %d: left out", dropped, max_length)
+    if not train_examples or not val_examples:
+        raise InvalidDataError(
+            f"{dataset_path}: no training or no validation pair fits in --max-length {max_length} tokens; "
+            "raise --max-length (up to the model's context)"
+        )
 
     ckpt_dir, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     claim_checkpoints(ckpt_dir, run_fingerprint(file_sha256(dataset_path), cfg))

@@ -241,3 +241,11 @@ def test_mirrored_and_float16_training_steps_agree_with_the_plain_one():
     code = MIRRORED.format(tokenizer=TOKENIZER)
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_rows_too_short_for_any_pair_are_one_clear_error(dataset, tmp_path):
+    from tasks.errors import InvalidDataError
+
+    with pytest.raises(InvalidDataError, match=r"no training or no validation pair fits in --max-length 8 tokens"):
+        train_model(dataset, TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, max_length=8), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()  # nothing started
