@@ -130,7 +130,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool) -> None:
-    parser.add_argument("--prompts", type=Path, help="a file of test prompts, one per line (default: built-in set)")
+    parser.add_argument(
+        "--prompts", type=Path, help="test prompts, one per line, for the transcript (chat: printed instead of a talk)"
+    )
     parser.add_argument("--temperature", type=float, default=S.temperature, help="default %(default)s")
     parser.add_argument("--top-k", type=int, default=S.top_k, help="default %(default)s (0: off)")
     parser.add_argument("--top-p", type=float, default=S.top_p, help="default %(default)s")
