@@ -9,8 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from
-from tasks.errors import AuthorbotError, ConfigError, ExtractionError
+from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from, read_prompts
+from tasks.errors import AuthorbotError, ExtractionError
 
 C, T, S = CorpusConfig, TrainConfig, ChatConfig
 
@@ -160,16 +160,11 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     print(f"{dataset.report.train + dataset.report.validation} pairs checked; see {dataset.path}", file=sys.stderr)
 
 
-def _check_prompts(path: Path | None) -> None:
-    if path is not None and not path.is_file():
-        raise ConfigError(f"--prompts {path}: no such file; give a text file with one prompt per line")
-
-
 def cmd_run(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect and TensorFlow start
     config_from(TrainConfig, vars(args))
     config_from(ChatConfig, vars(args))
-    _check_prompts(args.prompts)
+    read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     from flows.finetune import finetune
 
     model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
@@ -178,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_chat(args: argparse.Namespace) -> None:
     cfg = config_from(ChatConfig, vars(args))
-    _check_prompts(args.prompts)
+    read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     from tasks.chat import chat
 
     chat(args.model_dir, cfg, args.prompts)

@@ -16,23 +16,11 @@ import tensorflow as tf
 from prefect import task
 from transformers.generation.tf_logits_process import TFLogitsProcessorList, TFRepetitionPenaltyLogitsProcessor
 
-from tasks.config import ChatConfig
-from tasks.errors import ConfigError
+from tasks.config import ChatConfig, read_prompts
 from tasks.model import check_model_dir, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-# Test prompts in the register of the novels authorbot learns from; --prompts FILE replaces them.
-PROMPTS = (
-    "Good morning! How do you do?",
-    "What do you think of our new neighbours?",
-    "Will you walk with me in the garden?",
-    "I have had a letter from my sister.",
-    "Why did you not tell me sooner?",
-    "Do you believe he will come to the ball?",
-    "You must tell me everything.",
-    "What is your opinion of marriage?",
-)
 COMMANDS = "/reset forgets the conversation, /quit (or Ctrl-D) ends it"
 
 
@@ -111,21 +99,6 @@ class TurnRepetitionPenalty(TFRepetitionPenaltyLogitsProcessor):
         penalised = super().__call__(input_ids, scores, cur_len)
         is_eot = tf.range(scores.shape[-1]) == self.eot
         return tf.where(is_eot[None, :], scores, penalised)
-
-
-def read_prompts(path: Path | None) -> list[str]:
-    """The non-empty lines of a prompts file, or the built-in prompts."""
-    if path is None:
-        return list(PROMPTS)
-    try:
-        prompts = [line.strip() for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"--prompts {path}: cannot read it ({exc}); give a UTF-8 text file, one prompt per line"
-        ) from None
-    if not prompts:
-        raise ConfigError(f"--prompts {path}: no prompts in it; write one per line")
-    return prompts
 
 
 def transcript_markdown(bot: Bot, prompts: Sequence[str], model_dir: Path) -> str:

@@ -14,6 +14,18 @@ SCRATCH = {
     "small": dict(n_layer=4, n_head=4, n_embd=256, n_positions=512),  # ~16M parameters
 }
 
+# Test prompts in the register of the novels authorbot learns from; --prompts FILE replaces them.
+PROMPTS = (
+    "Good morning! How do you do?",
+    "What do you think of our new neighbours?",
+    "Will you walk with me in the garden?",
+    "I have had a letter from my sister.",
+    "Why did you not tell me sooner?",
+    "Do you believe he will come to the ball?",
+    "You must tell me everything.",
+    "What is your opinion of marriage?",
+)
+
 
 @dataclass(frozen=True)
 class CorpusConfig:
@@ -97,11 +109,8 @@ class TrainConfig:
         _at_least(self.checkpoint_every, 1, "--checkpoint-every")
         if not self.model.strip():
             raise ConfigError("--model is empty; give a hub name like gpt2, a model directory, or scratch:tiny")
-        size = self.model.removeprefix("scratch:")
-        if self.model.startswith("scratch:") and size not in SCRATCH:
-            raise ConfigError(
-                f"--model {self.model}: unknown size; choose one of " + ", ".join(f"scratch:{s}" for s in SCRATCH)
-            )
+        if self.model.startswith("scratch:"):
+            scratch_shape(self.model)
 
     @property
     def tokenizer_spec(self) -> str:
@@ -137,3 +146,28 @@ class ChatConfig:
 def config_from(cls: type, values: dict, **overrides):
     """A config dataclass from a dict holding (at least) its fields: flow parameters, CLI flags."""
     return cls(**{f.name: overrides.get(f.name, values[f.name]) for f in fields(cls)})
+
+
+def scratch_shape(spec: str) -> dict:
+    """The GPT2Config sizes of a scratch:NAME model; ConfigError for an unknown name."""
+    size = spec.removeprefix("scratch:")
+    if size not in SCRATCH:
+        raise ConfigError(f"--model {spec}: unknown size; choose one of " + ", ".join(f"scratch:{s}" for s in SCRATCH))
+    return SCRATCH[size]
+
+
+def read_prompts(path: Path | None) -> list[str]:
+    """The non-empty lines of a prompts file, or the built-in prompts."""
+    if path is None:
+        return list(PROMPTS)
+    if not Path(path).is_file():
+        raise ConfigError(f"--prompts {path}: no such file; give a text file with one prompt per line")
+    try:
+        prompts = [line.strip() for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"--prompts {path}: cannot read it ({exc}); give a UTF-8 text file, one prompt per line"
+        ) from None
+    if not prompts:
+        raise ConfigError(f"--prompts {path}: no prompts in it; write one per line")
+    return prompts

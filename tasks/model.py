@@ -12,7 +12,7 @@ import requests
 import tensorflow as tf
 from transformers import GPT2Config, GPT2TokenizerFast, TFGPT2LMHeadModel
 
-from tasks.config import SCRATCH
+from tasks.config import scratch_shape
 from tasks.errors import ConfigError, ModelNotFound
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,10 @@ def check_model_dir(path: Path) -> None:
 def load_model(spec: str, tokenizer: GPT2TokenizerFast, seed: int = 0) -> TFGPT2LMHeadModel:
     """A TF GPT-2 language model: scratch:tiny|small, a save_pretrained directory, or a hub name."""
     if spec.startswith("scratch:"):
-        size = spec.removeprefix("scratch:")
-        if size not in SCRATCH:
-            raise ConfigError(
-                f"--model {spec}: unknown size; choose one of " + ", ".join(f"scratch:{s}" for s in SCRATCH)
-            )
+        shape = scratch_shape(spec)
         tf.keras.utils.set_random_seed(seed)
         eot = tokenizer.eos_token_id
-        config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=eot, eos_token_id=eot, **SCRATCH[size])
+        config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=eot, eos_token_id=eot, **shape)
         model = TFGPT2LMHeadModel(config)
     elif is_local(spec):
         path = Path(spec).expanduser()

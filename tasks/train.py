@@ -298,7 +298,7 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
             log.info("validation loss has not improved for %d epochs: stopping early", cfg.patience)
             break
         bar.bar.set_description(f"epoch {epoch}/{cfg.epochs}")
-        rows = epoch_rows(train_examples, epoch, cfg.seed, max_length, eot)
+        rows = first if epoch == 1 else epoch_rows(train_examples, epoch, cfg.seed, max_length, eot)
         _train_epoch(steps, rows, state, manager, cfg, eot, bar)
         record = _end_epoch(epoch, steps, val_rows, state, cfg, eot)
         append_metrics(metrics_path, record)  # before the checkpoint: a kill in between re-runs the epoch

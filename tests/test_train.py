@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import GUTENBERG, SHARED
 
-from tasks.chat import Bot, converse, read_prompts
-from tasks.config import ChatConfig, TrainConfig
+from tasks.chat import Bot, converse
+from tasks.config import ChatConfig, TrainConfig, read_prompts
 from tasks.dialogue import extract_utterances
 from tasks.errors import ConfigError, ModelNotFound
 from tasks.examples import batches, encode_pairs, epoch_rows, pack_rows
