@@ -29,6 +29,7 @@ SCENE_BREAK = re.compile(
     r"(?:CHAPTER|Chapter|BOOK|Book|PART|Part|VOLUME|Volume|ACT|SCENE|STAVE|Stave|KAPITEL|CHAPITRE|Chapitre)\b.{0,60}"
     r"|[IVXLCDM]+\.?|\d+\.?|[\s*.·~=_-]+",
 )
+INDENTED_BLOCK = re.compile(r"(?:[ \t]+\S[^\n]*(?:\n|$)|[ \t]*\n)+")  # every line indented
 DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
@@ -36,6 +37,7 @@ STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 NARRATION_SENTENCE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bMs)[.!?;]\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…"  # a closing single quote after one of these is a quote, not an apostrophe
+MAX_UTTERANCE = int(__import__("os").environ.get("MAXU", "2000"))
 OPEN, CLOSE, WEAK = 0, 1, 2  # WEAK: a closing single quote that may be an apostrophe ("Bennets’ carriage")
 
 # The marks each paired convention uses: (characters to scan, the opening one; None: told by position).
@@ -263,9 +265,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     paragraphs = split_paragraphs(text)
     conv = detect_convention(text, paragraphs)
     spans = _quoted_spans(text, paragraphs, conv.quote) if conv.quote else [[] for _ in paragraphs]
+    indented = [bool(INDENTED_BLOCK.fullmatch(text, s, e)) for s, e in paragraphs]
+    blocks_are_rare = sum(indented) < 0.2 * len(paragraphs)
     utterances: list[Utterance] = []
     scene, turn, heading_speaker = 0, 0, ""
     for i, (s, e) in enumerate(paragraphs):
+        if indented[i] and blocks_are_rare:  # a letter, a poem or a song set off from the text: not talk
+            continue
         if SCENE_BREAK.fullmatch(text[s:e].split("\n", 1)[0].strip()) and e - s < 200:
             scene += 1
             continue
@@ -278,7 +284,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             speeches = [Speech(s, e, speech, heading_speaker, False, False)] if speech else []
         heading_speaker = ""
         for k, sp in enumerate(sp for sp in speeches if sp.text):
-            if sp.continues and utterances:
+            if sp.continues and utterances and len(utterances[-1].text) < MAX_UTTERANCE:
                 last = utterances.pop()
                 utterances.append(
                     Utterance(
@@ -294,7 +300,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
                     )
                 )
                 continue
-            turn += k == 0 or sp.new_turn
+            turn += (k == 0 or sp.new_turn) and not sp.continues
             utterances.append(
                 Utterance(book_id, len(utterances), i, scene, turn, sp.start, sp.end, sp.text, sp.speaker)
             )
