@@ -36,7 +36,7 @@ STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 # A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
 NARRATION_SENTENCE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bMs)[.!?;]\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
-CLOSE_PUNCT = ".,!?;:—–-…"  # a closing single quote after one of these is a quote, not an apostrophe
+CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
 MAX_UTTERANCE = int(__import__("os").environ.get("MAXU", "2000"))
 OPEN, CLOSE, WEAK = 0, 1, 2  # WEAK: a closing single quote that may be an apostrophe ("Bennets’ carriage")
 
@@ -122,8 +122,8 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
         before = text[pos - 1] if pos > start else " "
         after = text[pos + 1] if pos + 1 < end else " "
         if opener is not None and ch == opener and not (single and before.isalnum()):
-            # "think--“ (for": an opening mark after a word and before a space closes (dash-ended speech)
-            marks.append((pos, CLOSE if after.isspace() and not before.isspace() else OPEN))
+            # "think--“ (for", "has ‘¶": an opening mark before a space closes (a speech cut off by a dash)
+            marks.append((pos, CLOSE if after.isspace() else OPEN))
         elif single and before.isalnum() and after.isalnum():
             continue  # don’t
         elif opener is None and before in OPENERS_BEFORE and not after.isspace():
@@ -133,6 +133,13 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
         elif not before.isspace():
             marks.append((pos, CLOSE if before in CLOSE_PUNCT or before in '”"' else WEAK))
     return marks
+
+
+def _is_quoted_word(text: str, start: int, end: int) -> bool:
+    """True for a few lower-case words the narrator quotes ("took to ‘haunting’ the post"): the first
+    apostrophe-like mark after them closes the quote."""
+    inner = text[start:end].lstrip("_")
+    return inner[:1].islower() and inner.count(" ") < 4
 
 
 def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> list[list[tuple[int, int]]]:
@@ -147,7 +154,7 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
                 if open_at is not None:  # a new quote before the last one closed
                     spans[i].append((open_at, weak[-1] if weak else pos))
                 open_at, weak = pos + 1, []
-            elif open_at is not None and kind == CLOSE:
+            elif open_at is not None and (kind == CLOSE or _is_quoted_word(text, open_at, pos)):
                 spans[i].append((open_at, pos))
                 open_at, weak = None, []
             elif open_at is not None:
@@ -160,7 +167,8 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
             and marks_by_par[i + 1][0][1] == OPEN
             and not text[paragraphs[i + 1][0] : marks_by_par[i + 1][0][0]].strip()
         )
-        if weak and (not text[weak[-1] + 1 : p_end].strip() or not next_opens):
+        opened_in_narration = bool(text[paragraphs[i][0] : open_at - 1].strip())
+        if weak and (not text[weak[-1] + 1 : p_end].strip() or not next_opens or opened_in_narration):
             spans[i].append((open_at, weak[-1]))
         else:  # runs on into the next paragraph, or the printer left it open: end at the paragraph
             spans[i].append((open_at, p_end))
