@@ -95,6 +95,19 @@ def find_speaker(narration: str) -> str:
     return subject if is_name(subject) else ""
 
 
+# The subject of a sentence of action before a quote ("After a pause, Lord Henry pulled out his watch.").
+BEAT = re.compile(
+    rf"(?:^|[.!?;]\s+)(?:[A-Z][a-z]+(?:\s+[a-z]+)*,\s+)?(?P<subject>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+[^.!?;]*[.!?;:,]?\s*$"
+)
+
+
+def beat_speaker(narration: str) -> str:
+    """The named subject of the narration's last sentence, who usually speaks next, else ""."""
+    match = BEAT.search(narration[-300:])
+    subject = match.group("subject") if match else ""
+    return subject if is_name(subject) else ""
+
+
 def cut_incises(speech: str) -> tuple[str, str]:
     """A dash-led speech without its attributions ("Good morning, Stephen said." -> "Good morning")."""
     speaker = ""

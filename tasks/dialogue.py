@@ -11,13 +11,22 @@ open and is followed by one that opens again continues the same speech.
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from prefect import task
 
-from tasks.attribution import ATTRIBUTION, INTRODUCTION, VERBS, cut_incises, find_speaker, find_subject, subject_of
+from tasks.attribution import (
+    ATTRIBUTION,
+    INTRODUCTION,
+    VERBS,
+    beat_speaker,
+    cut_incises,
+    find_speaker,
+    find_subject,
+    subject_of,
+)
 from tasks.cache import PARQUET_INPUTS
 from tasks.errors import ExtractionError
 from tasks.tables import BOOKS, UTTERANCES, StoredFile, read_table, write_table
@@ -30,6 +39,13 @@ SCENE_BREAK = re.compile(
     r"|[IVXLCDM]+\.?|\d+\.?|[\s*.·~=_-]+",
 )
 INDENTED_BLOCK = re.compile(r"(?:[ \t]+\S[^\n]*(?:\n|$)|[ \t]*\n)+")  # every line indented
+# A letter read out or copied into the text: from "Dear Sir," to "Yours sincerely," and the signature.
+SALUTATION = re.compile(
+    r"^\W{0,2}(?:My\s+|MY\s+)?(?:Dear|DEAR|Dearest|DEAREST|Darling)\b[^.!?\n]{0,40},\W{0,2}\s*$", re.MULTILINE
+)
+VALEDICTION = re.compile(
+    r"\W{0,2}(?:Yours|YOURS|Your\s+(?:\w+\s+){0,2}\w+,|Ever\s+your|Believe\s+me|Affectionately|Sincerely|Faithfully)\b"
+)
 DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
@@ -37,7 +53,10 @@ STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 NARRATION_SENTENCE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bMs)[.!?;]\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
-MAX_UTTERANCE = int(__import__("os").environ.get("MAXU", "2000"))
+# A turn longer than this goes on in a new utterance of the same turn, at a paragraph or quote
+# boundary: a reply answers the end of a long speech, and a training example holds about this much.
+MAX_UTTERANCE = 2000
+NAMED_AGAIN_GAP = 500  # "said Jane." / a paragraph of narration / "said Jane.": Jane going on
 OPEN, CLOSE, WEAK = 0, 1, 2  # WEAK: a closing single quote that may be an apostrophe ("Bennets’ carriage")
 
 # The marks each paired convention uses: (characters to scan, the opening one; None: told by position).
@@ -233,14 +252,47 @@ def _introduces_another(between: str) -> bool:
 NARRATED_INTO = re.compile(rf"(?<![\w’'])(?!(?:{VERBS})\b)[A-Za-z]+\s+$")
 
 
+# Words that were never said aloud: written ("In it he read:") or only meant ("as if to say:").
+UNSPOKEN = re.compile(
+    r"\b(?:(?:as if|as though|seemed|seeming|could|would|might|wanted|longed)\s+(?:\w+\s+)?to\s+(?:say|ask)"
+    r"|read|reads|ran|runs|wrote|writes|written|printed|headed|inscribed|label(?:l)?ed|words)\b\s*[:,]?\s*$"
+)
+
+
 def _is_aside(text: str, part: tuple[int, int]) -> bool:
-    """True for a quoted phrase inside narration, not speech: a word the narrator quotes, or a
-    short title or name that a sentence runs into (`a card with "To Let" on it`)."""
+    """True for a quoted phrase inside narration, not speech: a word the narrator quotes, a short
+    title or name that a sentence runs into (`a card with "To Let" on it`), words written or only meant."""
     inner = text[part[0] : part[1]].lstrip(" .-—…")
     if inner[:1].islower():
         return True
     before = text[max(0, part[0] - 41) : part[0] - 1]
-    return bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
+    return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
+
+
+def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
+    """Paragraphs of letters the text quotes in full: not talk, though often in quote marks. A letter
+    runs from its salutation over the quoted paragraphs after it, to its valediction and signature."""
+    letters: set[int] = set()
+    for i, (s, e) in enumerate(paragraphs):
+        if len(text[s:e].strip()) > 80 or i in letters or not SALUTATION.search(text, s, e):
+            continue
+        letters.add(i)
+        for j in range(i - 1, max(i - 3, -1), -1):  # place and date above the salutation
+            head = text[paragraphs[j][0] : paragraphs[j][1]].strip()
+            if len(head) > 30 or head[-2:-1] not in ",." and head[-1:] not in ",.":
+                break
+            letters.add(j)
+        for j in range(i + 1, min(i + 40, len(paragraphs))):
+            body = text[paragraphs[j][0] : paragraphs[j][1]].lstrip()
+            if body[:1].isalnum() and not VALEDICTION.match(body):
+                break
+            letters.add(j)
+            if VALEDICTION.match(body):
+                signature = paragraphs[j + 1] if j + 1 < len(paragraphs) else (0, 0)
+                if signature[1] - signature[0] < 40:
+                    letters.add(j + 1)
+                break
+    return letters
 
 
 def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: list[tuple[int, int]]) -> list[Speech]:
@@ -254,7 +306,10 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 group = group[1:]
             if group:
                 after = text[group[0][1] + 1 : e]
-                speaker = find_speaker(after) or find_speaker(text[max(s, group[0][0] - 60) : group[0][0]] + " ")
+                before = text[max(s, group[0][0] - 60) : group[0][0]] + " "
+                speaker = find_speaker(after) or find_speaker(before)
+                if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
+                    speaker = beat_speaker(text[s : group[0][0] - 1])
                 words = _clean([text[a:b] for a, b in group])
                 speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn))
         return speeches
@@ -268,6 +323,11 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
     return []
 
 
+def _named_again(last: Utterance, speech: Speech, scene: int) -> bool:
+    """True when the text names the last utterance's speaker again after a little narration."""
+    return last.speaker == speech.speaker and last.scene == scene and speech.start - last.end < NAMED_AGAIN_GAP
+
+
 def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     """The book's utterances in reading order; an empty list when it has no dialogue."""
     paragraphs = split_paragraphs(text)
@@ -275,10 +335,11 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     spans = _quoted_spans(text, paragraphs, conv.quote) if conv.quote else [[] for _ in paragraphs]
     indented = [bool(INDENTED_BLOCK.fullmatch(text, s, e)) for s, e in paragraphs]
     blocks_are_rare = sum(indented) < 0.2 * len(paragraphs)
+    letters = letter_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
     scene, turn, heading_speaker = 0, 0, ""
     for i, (s, e) in enumerate(paragraphs):
-        if indented[i] and blocks_are_rare:  # a letter, a poem or a song set off from the text: not talk
+        if indented[i] and blocks_are_rare or i in letters:  # a letter, a poem or a song set off from the text
             continue
         if SCENE_BREAK.fullmatch(text[s:e].split("\n", 1)[0].strip()) and e - s < 200:
             scene += 1
@@ -292,26 +353,20 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             speeches = [Speech(s, e, speech, heading_speaker, False, False)] if speech else []
         heading_speaker = ""
         for k, sp in enumerate(sp for sp in speeches if sp.text):
-            if sp.continues and utterances and len(utterances[-1].text) < MAX_UTTERANCE:
-                last = utterances.pop()
-                utterances.append(
-                    Utterance(
-                        book_id,
-                        last.index,
-                        last.paragraph,
-                        last.scene,
-                        last.turn,
-                        last.start,
-                        sp.end,
-                        f"{last.text} {sp.text}",
-                        last.speaker or sp.speaker,
-                    )
-                )
-                continue
-            turn += (k == 0 or sp.new_turn) and not sp.continues
-            utterances.append(
-                Utterance(book_id, len(utterances), i, scene, turn, sp.start, sp.end, sp.text, sp.speaker)
+            last = utterances[-1] if utterances else None
+            same_turn = last is not None and (
+                sp.continues
+                or (k > 0 and not sp.new_turn)  # one speaker's quotes in a paragraph
+                or (k == 0 and bool(sp.speaker) and _named_again(last, sp, scene))
             )
+            turn += not same_turn
+            if same_turn and len(last.text) < MAX_UTTERANCE:
+                text_so_far = f"{last.text} {sp.text}"
+                utterances[-1] = replace(last, end=sp.end, text=text_so_far, speaker=last.speaker or sp.speaker)
+            else:
+                utterances.append(
+                    Utterance(book_id, len(utterances), i, scene, turn, sp.start, sp.end, sp.text, sp.speaker)
+                )
     log.debug("book %d: convention %s, %d utterances", book_id, conv, len(utterances))
     return utterances
 

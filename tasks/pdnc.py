@@ -75,7 +75,9 @@ def align(utterances: list[Utterance], gold: list[Gold]) -> list[tuple[int, int]
     result, last = [], 0
     for u in utterances:
         found, match = words(u.text), None
-        for i in range(max(last - WINDOW[0], 0), min(last + WINDOW[1], len(gold))):
+        # forward from the last match first: a short reply ("No, sir.") also matches earlier ones
+        ahead = range(last, min(last + WINDOW[1], len(gold)))
+        for i in [*ahead, *range(last - 1, max(last - WINDOW[0], 0) - 1, -1)]:
             run: tuple[str, ...] = ()
             for j in range(i, min(i + MAX_RUN, len(gold))):
                 if gold[j].speaker != gold[i].speaker:

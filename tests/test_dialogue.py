@@ -122,10 +122,10 @@ def test_long_narration_ends_the_conversation():
     assert len(pair_utterances(extract_utterances(passage), max_gap=2000)) == 1
 
 
-def test_the_same_named_speaker_going_on_is_not_a_pair():
+def test_the_same_named_speaker_going_on_is_one_turn_not_a_pair():
     passage = "“I am tired,” said Jane.\n\nThe fire was low.\n\n“And cold,” said Jane.\n\n“Go to bed,” said Mary.\n"
     pairs = pair_utterances(extract_utterances(passage))
-    assert [(p.prompt, p.response) for p in pairs] == [("And cold", "Go to bed")]
+    assert [(p.prompt, p.response) for p in pairs] == [("I am tired And cold", "Go to bed")]
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -145,9 +145,8 @@ def test_straight_single_quotes_of_an_ascii_edition():  # Alice, 2018 ASCII edit
     assert str(detect_convention(text, split_paragraphs(text))) == "single-straight"
     curly = [u.text.replace("’", "'") for u in extract_utterances(book(11))]
     straight = [u.text for u in extract_utterances(text)]
-    assert len(straight) > 0.95 * len(curly)
-    assert "I'm sure I'm not Ada" in straight[18]  # after "DRINK ME", a label the narrator quotes, is left out
-    assert not any(u.startswith("DRINK ME") for u in straight)
+    assert sum(a == b for a, b in zip(straight, curly)) > 0.9 * len(curly)  # the same speeches, in step
+    assert not any(u.startswith("DRINK ME") for u in straight)  # a label the narrator quotes
 
 
 def test_titles_and_labels_the_narrator_quotes_are_not_speech():
