@@ -118,7 +118,7 @@ def detect_convention(text: str, paragraphs: list[tuple[int, int]]) -> Conventio
         "double-curly": text.count("“"),
         "double-straight": text.count('"') // 2,
         "single-curly": text.count("‘"),
-        "single-straight": len(re.findall(r"(?:^|(?<=\s))'(?=[A-Z])", text, re.MULTILINE)),
+        "single-straight": sum(m.start() == 0 or text[m.start() - 1].isspace() for m in re.finditer("'[A-Z]", text)),
         "guillemets": len(re.findall(r"«(?=\s?\w)", text)),
         "guillemets-reversed": len(re.findall(r"»(?=\w)", text)),
     }
@@ -239,8 +239,10 @@ def _introduces_another(between: str) -> bool:
     """True for narration that attributes the quote before it to one person and introduces the next
     quote as another's ("sighed the Lory; and an old Crab said to her daughter")."""
     first = ATTRIBUTION.search(between[:60])
+    if not first or len(between) - first.end() < 12:  # nothing after the first attribution
+        return False
     intro = INTRODUCTION.search(between)
-    if not first or not intro or intro.start() < first.end():
+    if not intro or intro.start() < first.end():
         return False
     second = ATTRIBUTION.search(between, max(first.end(), intro.start() - 40))
     one, other = subject_of(first).lower(), subject_of(second).lower() if second else ""
