@@ -257,17 +257,17 @@ NARRATED_INTO = re.compile(rf"(?<![\w’'])(?!(?:{VERBS})\b)[A-Za-z]+\s+$")
 # Words that were never said aloud: written ("In it he read:") or only meant ("as if to say:").
 UNSPOKEN = re.compile(
     r"\b(?:(?:as if|as though|seemed|seeming|could|would|might|wanted|longed)\s+(?:\w+\s+)?to\s+(?:say|ask)"
-    r"|read|reads|ran|runs|wrote|writes|written|printed|headed|inscribed|label(?:l)?ed|words)\b\s*[:,]?\s*$"
+    r"|read|reads|ran|runs|wrote|writes|written|printed|headed|inscribed|label(?:l)?ed)\b\s*[:,]?\s*$"
 )
 
 
-def _is_aside(text: str, part: tuple[int, int]) -> bool:
+def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
     """True for a quoted phrase inside narration, not speech: a word the narrator quotes, a short
     title or name that a sentence runs into (`a card with "To Let" on it`), words written or only meant."""
     inner = text[part[0] : part[1]].lstrip(" .-—…")
     if inner[:1].islower():
         return True
-    before = text[max(0, part[0] - 41) : part[0] - 1]
+    before = text[max(paragraph_start, part[0] - 41) : part[0] - 1]
     return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
 
 
@@ -304,7 +304,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
         speeches = []
         for k, (group, new_turn) in enumerate(_groups(text, parts)):
             goes_on = continues and k == 0
-            while group and not goes_on and _is_aside(text, group[0]):
+            while group and not goes_on and _is_aside(text, group[0], s):
                 group = group[1:]
             if group:
                 after = text[group[0][1] + 1 : e]
