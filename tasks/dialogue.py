@@ -57,7 +57,8 @@ CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these
 # boundary: a reply answers the end of a long speech, and a training example holds about this much.
 MAX_UTTERANCE = 2000
 NAMED_AGAIN_GAP = 500  # "said Jane." / a paragraph of narration / "said Jane.": Jane going on
-OPEN, CLOSE, WEAK = 0, 1, 2  # WEAK: a closing single quote that may be an apostrophe ("Bennets’ carriage")
+OPEN, CLOSE, WEAK, INNER = 0, 1, 2, 3  # WEAK: may be an apostrophe ("Bennets’ carriage"); INNER: opens a quote
+# inside a speech where the same mark closes both
 
 # The marks each paired convention uses: (characters to scan, the opening one; None: told by position).
 QUOTES = {
@@ -151,6 +152,8 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
             marks.append((pos, CLOSE))
         elif not before.isspace():
             marks.append((pos, CLOSE if before in CLOSE_PUNCT or before in '”"' else WEAK))
+        elif opener is not None and (after.isupper() or after == "_"):
+            marks.append((pos, INNER))  # ‘saying, ’Tut-tut,’ I shall’: a quote inside the speech
     return marks
 
 
@@ -167,9 +170,11 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
     spans: list[list[tuple[int, int]]] = [[] for _ in paragraphs]
     marks_by_par = [_marks(text, s, e, quote) for s, e in paragraphs]
     for i, (_, p_end) in enumerate(paragraphs):
-        open_at, weak = None, []
+        open_at, weak, inner = None, [], False
         for pos, kind in marks_by_par[i]:
-            if kind == OPEN:
+            if open_at is not None and (kind == INNER or inner and kind != OPEN):
+                inner = kind == INNER  # the mark after an inner opening closes the inner quote
+            elif kind == OPEN:
                 if open_at is not None:  # a new quote before the last one closed
                     spans[i].append((open_at, weak[-1] if weak else pos))
                 open_at, weak = pos + 1, []
