@@ -12,7 +12,9 @@ VERBS = (
     "remarked|whispered|shouted|called|repeated|resumed|interrupted|muttered|murmured|began|inquired|"
     "enquired|thought|retorted|declared|pursued|urged|screamed|sobbed|sighed|suggested|explained|"
     "protested|pleaded|demanded|growled|roared|ventured|interposed|persisted|agreed|admitted|insisted|"
-    "faltered|stammered|gasped|groaned|went on|laughed|cried out|broke in|"
+    "faltered|stammered|gasped|groaned|went on|laughed|cried out|broke in|echoed|concluded|argued|opined|"
+    "grumbled|responded|objected|assented|snapped|sneered|chimed in|put in|called out|broke out|commented|"
+    "announced|mused|reflected|uttered|bawled|yelled|hissed|wailed|moaned|panted|"
     # French
     "dit|reprit|cria|demanda|répondit|fit|s'écria|murmura|ajouta|continua|répliqua|s'exclama|"
     "poursuivit|répéta|balbutia|interrompit|observa|riposta|soupira|déclara|"

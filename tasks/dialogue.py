@@ -20,6 +20,7 @@ from prefect import task
 from tasks.attribution import (
     ATTRIBUTION,
     INTRODUCTION,
+    SUBJECT,
     VERBS,
     beat_speaker,
     cut_incises,
@@ -240,6 +241,12 @@ def _groups(text: str, parts: list[tuple[int, int]]) -> list[tuple[list[tuple[in
     return groups
 
 
+# "he suggested to the Marchioness, who replied with a smile:"
+WHO_REPLIES = re.compile(rf",\s+who\s+(?:\w+\s+){{0,2}}(?:{VERBS})\b")
+# "; and she looked at him with surprise, and answered:": the subject of a later clause
+CLAUSE_SUBJECT = re.compile(rf"[;,]\s+(?:and\s+|but\s+|while\s+|as\s+|then\s+)?(?P<clause>{SUBJECT})\s+[a-z]+")
+
+
 def _introduces_another(between: str) -> bool:
     """True for narration that attributes the quote before it to one person and introduces the next
     quote as another's ("sighed the Lory; and an old Crab said to her daughter")."""
@@ -249,8 +256,13 @@ def _introduces_another(between: str) -> bool:
     intro = INTRODUCTION.search(between)
     if not intro or intro.start() < first.end():
         return False
-    second = ATTRIBUTION.search(between, max(first.end(), intro.start() - 40))
-    one, other = subject_of(first).lower(), subject_of(second).lower() if second else ""
+    if WHO_REPLIES.search(between, first.end()):
+        return True
+    second = ATTRIBUTION.search(between, max(first.end(), intro.start() - 40)) or CLAUSE_SUBJECT.search(
+        between, first.end(), intro.start() + 1
+    )
+    one = subject_of(first).lower()
+    other = (second.group("clause") if second.re is CLAUSE_SUBJECT else subject_of(second)).lower() if second else ""
     return bool(one and other and one != other)
 
 
@@ -261,7 +273,9 @@ NARRATED_INTO = re.compile(rf"(?<![\w’'])(?!(?:{VERBS})\b)[A-Za-z]+\s+$")
 
 # Words that were never said aloud: written ("In it he read:") or only meant ("as if to say:").
 UNSPOKEN = re.compile(
-    r"\b(?:(?:as if|as though|seemed|seeming|could|would|might|wanted|longed)\s+(?:\w+\s+)?to\s+(?:say|ask)"
+    r"\b(?:(?:as if|as though|seemed|seeming|could|would|might|wanted|longed|felt like|tempted|tongue)"
+    r"\s+(?:\w+\s+){0,3}(?:say|ask|answer|retort|reply|exclaim)(?:ing)?"
+    r"|(?:look|looks|eyes|face|glance|smile)\s+said|as follows"
     r"|read|reads|ran|runs|wrote|writes|written|printed|headed|inscribed|label(?:l)?ed)\b\s*[:,]?\s*$"
 )
 
@@ -274,6 +288,14 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
         return True
     before = text[max(paragraph_start, part[0] - 41) : part[0] - 1]
     return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
+
+
+def is_verse(paragraph: str) -> bool:
+    """True for a song or poem: three or more short lines, nearly all starting with a capital."""
+    lines = [line.strip(" \t\"'“”‘’«»_-—(") for line in paragraph.strip().split("\n")]
+    if len(lines) < 3 or max(len(line) for line in lines[:-1]) > 55:
+        return False
+    return sum(line[:1].isupper() for line in lines) >= 0.75 * len(lines)
 
 
 def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
@@ -346,7 +368,8 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     utterances: list[Utterance] = []
     scene, turn, heading_speaker = 0, 0, ""
     for i, (s, e) in enumerate(paragraphs):
-        if indented[i] and blocks_are_rare or i in letters:  # a letter, a poem or a song set off from the text
+        if indented[i] and blocks_are_rare or i in letters or conv.quote and is_verse(text[s:e]):
+            # a letter, a poem or a song: quoted, or set off from the text, but not talk
             continue
         if SCENE_BREAK.fullmatch(text[s:e].split("\n", 1)[0].strip()) and e - s < 200:
             scene += 1
