@@ -74,15 +74,22 @@ NOT_NAMES = {
 }
 
 
+# A character the book names by a capitalised description: "the Dormouse", "the Jew".
+DESCRIBED_NAME = re.compile(r"(the|The)\s+([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?)")
+
+
 def subject_of(match: re.Match) -> str:
     """The subject of an ATTRIBUTION match ("Elizabeth", "he", "the rector")."""
     return (match.group("before") or match.group("after") or "").strip()
 
 
-def is_name(subject: str) -> bool:
-    """True for a subject that names someone ("Elizabeth", "Mr. Darcy"), not "he" or "the rector"."""
+def name_in(subject: str) -> str:
+    """The name a subject gives ("Elizabeth", "Mr. Darcy", "the Dormouse"), or "" for "he" or "the rector"."""
+    if described := DESCRIBED_NAME.match(subject):
+        return f"{described.group(1).lower()} {described.group(2)}"
     first = subject.split()[0] if subject else ""
-    return bool(first) and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
+    named = first and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
+    return subject if named else ""
 
 
 def find_subject(narration: str) -> str:
@@ -93,21 +100,19 @@ def find_subject(narration: str) -> str:
 
 def find_speaker(narration: str) -> str:
     """The name in an attribution at the start of the narration, else "" (pronouns are not names)."""
-    subject = find_subject(narration)
-    return subject if is_name(subject) else ""
+    return name_in(find_subject(narration))
 
 
 # The subject of a sentence of action before a quote ("After a pause, Lord Henry pulled out his watch.").
 BEAT = re.compile(
-    rf"(?:^|[.!?;]\s+)(?:[A-Z][a-z]+(?:\s+[a-z]+)*,\s+)?(?P<subject>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+[^.!?;]*[.!?;:,]?\s*$"
+    rf"(?:^|[.!?;]\s+)(?:[A-Z][a-z]+(?:\s+[a-z]+)*,\s+)?(?P<subject>(?:[Tt]he\s+)?{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+[^.!?;]*[.!?;:,]?\s*$"
 )
 
 
 def beat_speaker(narration: str) -> str:
     """The named subject of the narration's last sentence, who usually speaks next, else ""."""
     match = BEAT.search(narration[-300:])
-    subject = match.group("subject") if match else ""
-    return subject if is_name(subject) else ""
+    return name_in(match.group("subject")) if match else ""
 
 
 def cut_incises(speech: str) -> tuple[str, str]:
@@ -116,7 +121,7 @@ def cut_incises(speech: str) -> tuple[str, str]:
     parts, pos = [], 0
     for match in INCISE.finditer(speech):
         subject = subject_of(ATTRIBUTION.search(match.group()))
-        speaker = speaker or (subject if is_name(subject) else "")
+        speaker = speaker or name_in(subject)
         parts.append(speech[pos : match.start()])
         pos = match.end()
         trailing = TRAILING.match(speech, pos)
