@@ -87,6 +87,8 @@ def name_in(subject: str) -> str:
     """The name a subject gives ("Elizabeth", "Mr. Darcy", "the Dormouse"), or "" for "he" or "the rector"."""
     if described := DESCRIBED_NAME.match(subject):
         return f"{described.group(1).lower()} {described.group(2)}"
+    if subject == "I":
+        return "I"  # the narrator
     first = subject.split()[0] if subject else ""
     named = first and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
     return subject if named else ""
