@@ -219,7 +219,7 @@ class Speech(NamedTuple):
     new_turn: bool  # someone else speaks than in the speech before it in this paragraph
 
 
-def _groups(text: str, parts: list[tuple[int, int]]) -> list[tuple[list[tuple[int, int]], bool]]:
+def _groups(text: str, parts: list[tuple[int, int]], end: int) -> list[tuple[list[tuple[int, int]], bool]]:
     """The quoted parts of a paragraph grouped by speaker turn: (parts, new_turn) per group.
 
     Parts separated only by an attribution ("Yes," said she, "I will.") are one turn. Back-to-back
@@ -232,7 +232,7 @@ def _groups(text: str, parts: list[tuple[int, int]]) -> list[tuple[list[tuple[in
         if not between.strip():
             groups.append(([(b0, b1)], True))
         elif len(between.strip()) > 30 and NARRATION_SENTENCE.search(between):
-            before, after = find_subject(between).lower(), find_subject(text[b1 + 1 : b1 + 120]).lower()
+            before, after = find_subject(between).lower(), find_subject(text[b1 + 1 : min(b1 + 120, end)]).lower()
             groups.append(([(b0, b1)], bool(before and after and before != after)))
         elif _introduces_another(between):
             groups.append(([(b0, b1)], True))
@@ -329,7 +329,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
     parts = [(a, b) for a, b in spans if a >= 0 and text[a:b].strip()]
     if parts:
         speeches = []
-        for k, (group, new_turn) in enumerate(_groups(text, parts)):
+        for k, (group, new_turn) in enumerate(_groups(text, parts, e)):
             goes_on = continues and k == 0
             while group and not goes_on and _is_aside(text, group[0], s):
                 group = group[1:]
