@@ -34,6 +34,7 @@ ATTRIBUTION = re.compile(
     rf"|(?:(?:lui|leur|me|se)\s+)?(?:{VERBS})(?:-t)?-(?:{PRONOUN})\b"
     rf"|(?:{VERBS})\s+(?P<after>{SUBJECT}))"
 )
+NEAR_ATTRIBUTION = re.compile(rf"[\s\S]{{0,40}}?(?:{ATTRIBUTION.pattern})")  # starting in the first 40 characters
 # Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, "
 INTRODUCTION = re.compile(
     rf"\b(?:{VERBS}|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling)\b[^.!?]{{0,45}}$"
@@ -96,8 +97,8 @@ def name_in(subject: str) -> str:
 
 def find_subject(narration: str) -> str:
     """Who speaks, from an attribution at the start of the narration ("said Elizabeth", "he said"), else ""."""
-    match = ATTRIBUTION.search(narration[:120])
-    return subject_of(match) if match and match.start() <= 40 else ""
+    match = NEAR_ATTRIBUTION.match(narration, 0, 120)
+    return subject_of(match) if match else ""
 
 
 def find_speaker(narration: str) -> str:

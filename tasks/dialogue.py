@@ -253,8 +253,8 @@ def _introduces_another(between: str) -> bool:
     first = ATTRIBUTION.search(between[:60])
     if not first or len(between) - first.end() < 12:  # nothing after the first attribution
         return False
-    intro = INTRODUCTION.search(between)
-    if not intro or intro.start() < first.end():
+    intro = INTRODUCTION.search(between, first.end())
+    if not intro:
         return False
     if WHO_REPLIES.search(between, first.end()):
         return True
@@ -292,6 +292,9 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
 
 def is_verse(paragraph: str) -> bool:
     """True for a song or poem: three or more short lines, nearly all starting with a capital."""
+    first_line = paragraph.lstrip().find("\n")
+    if not 0 < first_line < 70:  # one line, or a line of prose
+        return False
     lines = [line.strip(" \t\"'“”‘’«»_-—(") for line in paragraph.strip().split("\n")]
     if len(lines) < 3 or max(len(line) for line in lines[:-1]) > 55:
         return False
@@ -300,27 +303,34 @@ def is_verse(paragraph: str) -> bool:
 
 def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
     """Paragraphs of letters the text quotes in full: not talk, though often in quote marks. A letter
-    runs from its salutation over the quoted paragraphs after it, to its valediction and signature."""
+    runs from its place and date and salutation over the quoted paragraphs after it, to its
+    valediction and signature."""
+
+    def stripped(j: int) -> str:
+        return text[paragraphs[j][0] : paragraphs[j][1]].strip()
+
+    def short(j: int, most: int) -> bool:
+        return len(stripped(j)) < most and stripped(j).rstrip("\"'”’»").endswith((",", "."))
+
     letters: set[int] = set()
     for i, (s, e) in enumerate(paragraphs):
-        if len(text[s:e].strip()) > 80 or i in letters or not SALUTATION.search(text, s, e):
+        if i in letters or len(stripped(i)) > 80 or not SALUTATION.search(text, s, e):
             continue
-        letters.add(i)
-        for j in range(i - 1, max(i - 3, -1), -1):  # place and date above the salutation
-            head = text[paragraphs[j][0] : paragraphs[j][1]].strip()
-            if len(head) > 30 or head[-2:-1] not in ",." and head[-1:] not in ",.":
-                break
-            letters.add(j)
-        for j in range(i + 1, min(i + 40, len(paragraphs))):
-            body = text[paragraphs[j][0] : paragraphs[j][1]].lstrip()
-            if body[:1].isalnum() and not VALEDICTION.match(body):
-                break
-            letters.add(j)
+        first = i
+        while first > max(i - 3, 0) and short(first - 1, 30):  # "Tunbridge Wells," "September."
+            first -= 1
+        last = i + 1
+        while last < min(i + 40, len(paragraphs)):
+            body = stripped(last)
             if VALEDICTION.match(body):
-                signature = paragraphs[j + 1] if j + 1 < len(paragraphs) else (0, 0)
-                if signature[1] - signature[0] < 40:
-                    letters.add(j + 1)
+                last += 1
+                while last < min(i + 40, len(paragraphs)) and short(last, 40):  # "Your loving cousin," "Charlotte."
+                    last += 1
                 break
+            if body[:1].isalnum():  # narration again: the letter is over
+                break
+            last += 1
+        letters.update(range(first, last))
     return letters
 
 

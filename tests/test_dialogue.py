@@ -155,3 +155,90 @@ def test_titles_and_labels_the_narrator_quotes_are_not_speech():
         'Then he cried "Stop!" and ran to the door.\n\n"Who is there?" said Jane.\n'
     )
     assert [u.text for u in extract_utterances(text)] == ["Stop!", "Who is there?"]
+
+
+def test_a_letter_quoted_in_full_is_not_talk():  # A Room with a View, chapter 14
+    passage = (
+        "Lucy was much annoyed, and replied as follows:\n\n"
+        '"Beauchamp Mansions, S.W."\n\n"Dear Charlotte,"\n\n'
+        '"Many thanks for your warning. When Mr. Emerson forgot himself on the\nmountain, you made me promise '
+        'not to tell mother. We expect to be married in January."\n\n'
+        '"Miss Lavish cannot have told you much about me, for I am not at Windy\nCorner at all, but here."\n\n'
+        '"Yours affectionately,"\n\n"L. M. Honeychurch."\n\n\n'
+        "Secrecy has this disadvantage: we lose the sense of proportion.\n\n"
+        '"Emerson\'s a common enough name," Lucy remarked.\n'
+    )
+    assert texts(passage) == ["Emerson's a common enough name"]
+
+
+def test_a_song_in_quotes_is_not_talk():  # Alice, chapter 2
+    passage = (
+        "did not come the same as they used to do:--\n\n"
+        '"How doth the little crocodile\n    Improve his shining tail,\nAnd pour the waters of the Nile\n'
+        '    On every golden scale!"\n\n'
+        '"I\'m sure those are not the right words," said poor Alice, and her eyes\nfilled with tears again.\n'
+    )
+    assert texts(passage) == ["I'm sure those are not the right words"]
+
+
+def test_words_written_or_only_meant_are_not_speech():  # The Age of Innocence
+    passage = (
+        'and said:  "You\'re not changed."\n\n'
+        'He felt like answering:  "I was, till I saw you again;" but instead he\nstood up abruptly.\n\n'
+        'In it he read:  "Granny\'s telegram successful.  Papa and Mamma agree\nmarriage after Easter."\n\n'
+        "Her eyes fled to his beseechingly, and their look said:  \"Remember, we're doing\nthis because it's right.\"\n"
+    )
+    assert texts(passage) == ["You're not changed."]
+
+
+def test_a_reply_in_the_same_sentence_is_another_speaker():  # The Age of Innocence, chapter 17
+    passage = (
+        '"I shall see you later, dear friend?" he suggested to the Marchioness,\nwho replied with a smile:  '
+        '"As soon as Ellen\'s carriage comes I will\njoin you."\n\n'
+        '"Ah--then I won\'t ask him to dine!" he concluded with a laugh; and May\n'
+        'echoed, bewildered:  "Goodness--ask the Carfrys\' tutor?"\n'
+    )
+    pairs = pair_utterances(extract_utterances(passage))
+    assert [(p.prompt, p.response) for p in pairs] == [
+        ("I shall see you later, dear friend?", "As soon as Ellen's carriage comes I will join you."),
+        ("As soon as Ellen's carriage comes I will join you.", "Ah--then I won't ask him to dine!"),
+        ("Ah--then I won't ask him to dine!", "Goodness--ask the Carfrys' tutor?"),
+    ]
+
+
+def test_one_speakers_quotes_around_narration_in_a_paragraph_are_one_utterance():  # Anne of Green Gables, ch. 20
+    passage = (
+        '"Will you ever have any sense, Anne?" groaned Marilla.\n\n'
+        '"Oh, yes, I think I will, Marilla," returned Anne optimistically. A good\ncry, indulged in the grateful '
+        'solitude of the east gable, had soothed\nher nerves. "I think my\nprospects of becoming sensible are '
+        'brighter now than ever."\n\n"I don\'t see how," said Marilla.\n'
+    )
+    assert texts(passage) == [
+        "Will you ever have any sense, Anne?",
+        "Oh, yes, I think I will, Marilla I think my prospects of becoming sensible are brighter now than ever.",
+        "I don't see how",
+    ]
+
+
+def test_an_inner_quote_in_single_quotes_does_not_end_the_speech():  # Winnie-the-Pooh, in British style
+    passage = (
+        "‘I wish you would bring it out here, and walk up and down with it, and\nlook up at me every now and then, "
+        "and say ’Tut-tut, it looks like rain.’\nI think, if you did that, it would help the deception.’\n\n"
+        "‘I think so,’ said Christopher Robin.\n"
+    )
+    assert texts(passage) == [
+        "I wish you would bring it out here, and walk up and down with it, and look up at me every now and then, "
+        "and say ’Tut-tut, it looks like rain.’ I think, if you did that, it would help the deception.",
+        "I think so",
+    ]
+
+
+def test_a_long_story_over_many_paragraphs_is_one_turn_in_pieces():  # Great Expectations, Magwitch's story
+    utterances = extract_utterances(book(1400))
+    first = next(u for u in utterances if u.text.startswith("Dear boy and Pip’s comrade. I am not a-going"))
+    story = [u for u in utterances if u.turn == first.turn]
+    assert len(story) >= 4 and story[1].text.startswith("Tramping, begging, thieving")
+    assert all(len(u.text) < 3000 for u in story)  # pieces a reply can answer and a model can hold
+    pairs = {p.prompt_index: p for p in pair_utterances(utterances)}
+    assert pairs[first.index - 1].response == first.text  # "So be it." is answered by the story's start
+    assert not any(u.index in pairs for u in story[:-1])  # no pairs inside the one speaker's turn
