@@ -28,7 +28,7 @@ TITLES = (
 NAME = rf"(?:{TITLES}\s+)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
 PRONOUN = r"(?:he|she|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
 SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
-# Before the verb a possessive starts a subject too ("her husband retorted"); after it, an addressee ("asked her mother").
+# Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
 # "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
 ATTRIBUTION = re.compile(

@@ -58,6 +58,10 @@ CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these
 # boundary: a reply answers the end of a long speech, and a training example holds about this much.
 MAX_UTTERANCE = 2000
 NAMED_AGAIN_GAP = 500  # "said Jane." / a paragraph of narration / "said Jane.": Jane going on
+# Words whose first letters the apostrophe stands for ("’em", "’tis"), not an opening quote.
+ELISION = re.compile(
+    r"’(?:em|tis|twas|twere|twill|twould|ud|un|cause|bout|ere|im|er|is|ow|ouse|ave|ad|ome|alf|oo|s|d|ll|n|t)\b"
+)
 OPEN, CLOSE, WEAK, INNER = 0, 1, 2, 3  # WEAK: may be an apostrophe ("Bennets’ carriage"); INNER: opens a quote
 # inside a speech where the same mark closes both
 
@@ -152,8 +156,11 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
         elif not single:
             marks.append((pos, CLOSE))
         elif not before.isspace():
-            marks.append((pos, CLOSE if before in CLOSE_PUNCT or before in '”"' else WEAK))
-        elif opener is not None and (after.isupper() or after == "_"):
+            closes = before in CLOSE_PUNCT or before in '”"' or text.startswith(("--", "—"), pos + 1)  # book’--was
+            marks.append((pos, CLOSE if closes else WEAK))
+        elif opener is not None and (
+            after.isupper() or after == "_" or after.isalpha() and not ELISION.match(text, pos)
+        ):
             marks.append((pos, INNER))  # ‘saying, ’Tut-tut,’ I shall’: a quote inside the speech
     return marks
 
