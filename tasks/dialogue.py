@@ -3,9 +3,12 @@
 Each book's convention is detected from the text: paired marks (straight or curly double
 quotes, curly or straight single quotes where the closing mark is also the apostrophe,
 «guillemets», »reversed guillemets«), paragraphs opened by a dash (em-dash, French "--"),
-or a play's "NAME." headings. Within one paragraph, the quoted parts make one utterance
-(one speaker's turn, attribution between them removed); a paragraph that leaves its quote
-open and is followed by one that opens again continues the same speech.
+or a play's "NAME." headings. Within one paragraph, one speaker's quoted parts make one
+utterance (attribution and narration between them removed); a paragraph that leaves its quote
+open and is followed by one that opens again continues the same speech, and a speaker the text
+names again after a little narration goes on in the same turn. A turn longer than MAX_UTTERANCE
+goes on in further utterances of that turn. Letters, songs and poems (quoted or set off by
+indentation), words only written or meant, and words the narrator quotes are not speech.
 """
 
 import logging

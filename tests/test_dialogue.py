@@ -135,8 +135,9 @@ def test_pdnc_scores_in_each_quoting_style(style):
         text, gold = load_novel(folder)
         utterances = extract_utterances(restyle(text, style))
         scores.append(score(utterances, pair_utterances(utterances), gold))
-    assert statistics.mean(s.f1 for s in scores) >= 0.90
-    assert statistics.mean(s.pair_precision for s in scores) >= 0.78
+    assert statistics.mean(s.f1 for s in scores) >= 0.93  # the reference extractor: 0.92, 0.91 in single quotes
+    assert statistics.mean(s.pair_precision for s in scores) >= 0.83
+    assert statistics.mean(s.pair_recall for s in scores) >= 0.87  # the reference: 0.78, 0.76
 
 
 def test_straight_single_quotes_of_an_ascii_edition():  # Alice, 2018 ASCII edition
