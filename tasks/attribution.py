@@ -47,6 +47,8 @@ TRAILING = re.compile(
 )
 INCISE = re.compile(rf"(?<=[,!?…])\s+(?:{ATTRIBUTION.pattern})(?:[^,.;:!?—]{{0,40}})(?=[,.;:!?]|$)")
 NOT_NAMES = {
+    *"After When As If So Now Yet Still At In On For With Without Before While Although Though Here What".split(),
+    *"How Why Where Who All One Some His Her My Your Our Their Its No Yes Oh".split(),
     "The",
     "A",
     "An",

@@ -60,7 +60,9 @@ CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these
 # A turn longer than this goes on in a new utterance of the same turn, at a paragraph or quote
 # boundary: a reply answers the end of a long speech, and a training example holds about this much.
 MAX_UTTERANCE = 2000
-NAMED_AGAIN_GAP = 500  # "said Jane." / a paragraph of narration / "said Jane.": Jane going on
+SAME_TURN_GAP = 1500  # characters of narration after which the same speaker speaks in a new turn
+# An attribution saying the speaker goes on ("she went on", "continued Mr. Collins").
+RESUMES = re.compile(r"[^.!?\"“”‘’]{0,30}?\b(?:continued|went on|added|resumed|pursued|persisted)\b")
 # Words whose first letters the apostrophe stands for ("’em", "’tis"), not an opening quote.
 ELISION = re.compile(
     r"’(?:em|tis|twas|twere|twill|twould|ud|un|cause|bout|ere|im|er|is|ow|ouse|ave|ad|ome|alf|oo|s|d|ll|n|t)\b"
@@ -227,6 +229,7 @@ class Speech(NamedTuple):
     speaker: str  # a name, or ""
     continues: bool  # goes on from the previous paragraph's speech
     new_turn: bool  # someone else speaks than in the speech before it in this paragraph
+    resumes: str = ""  # "before" or "after" the speech, an attribution with "went on", "continued", "added"
 
 
 def _groups(text: str, parts: list[tuple[int, int]], end: int) -> list[tuple[list[tuple[int, int]], bool]]:
@@ -360,7 +363,8 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
                     speaker = beat_speaker(text[s : group[0][0] - 1])
                 words = _clean([text[a:b] for a, b in group])
-                speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn))
+                resumes = "before" if RESUMES.search(before[-30:]) else "after" if RESUMES.match(after, 0, 40) else ""
+                speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes))
         return speeches
     head = text[s:e]
     if conv.dashes and (dash := DASH_OPENER.match(head)):
@@ -372,9 +376,16 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
     return []
 
 
-def _named_again(last: Utterance, speech: Speech, scene: int) -> bool:
-    """True when the text names the last utterance's speaker again after a little narration."""
-    return last.speaker == speech.speaker and last.scene == scene and speech.start - last.end < NAMED_AGAIN_GAP
+def _takes_up_again(last: Utterance, speech: Speech, paragraph: int, scene: int) -> bool:
+    """True when the last speaker goes on after some narration: the text names them again ("said
+    Jane." ... "said Jane."), or says so after a paragraph of narration ("she went on")."""
+    if last.scene != scene or speech.start - last.end > SAME_TURN_GAP:
+        return False
+    if speech.speaker and speech.speaker == last.speaker:
+        return True
+    # "After a pause, her companion added, "...": the one who spoke last; but "...," he went on, right
+    # after someone's reply, takes up his own earlier speech, so only after a paragraph of narration.
+    return speech.resumes == "before" or speech.resumes == "after" and last.paragraph < paragraph - 1
 
 
 def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
@@ -404,13 +415,10 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         heading_speaker = ""
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
-            same_turn = last is not None and (
-                sp.continues
-                or (k > 0 and not sp.new_turn)  # one speaker's quotes in a paragraph
-                or (k == 0 and bool(sp.speaker) and _named_again(last, sp, scene))
-            )
+            same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))
+            same_turn = same_speech or (k == 0 and last is not None and _takes_up_again(last, sp, i, scene))
             turn += not same_turn
-            if same_turn and len(last.text) < MAX_UTTERANCE:
+            if same_speech and len(last.text) < MAX_UTTERANCE:
                 text_so_far = f"{last.text} {sp.text}"
                 utterances[-1] = replace(last, end=sp.end, text=text_so_far, speaker=last.speaker or sp.speaker)
             else:

@@ -125,7 +125,19 @@ def test_long_narration_ends_the_conversation():
 def test_the_same_named_speaker_going_on_is_one_turn_not_a_pair():
     passage = "“I am tired,” said Jane.\n\nThe fire was low.\n\n“And cold,” said Jane.\n\n“Go to bed,” said Mary.\n"
     pairs = pair_utterances(extract_utterances(passage))
-    assert [(p.prompt, p.response) for p in pairs] == [("I am tired And cold", "Go to bed")]
+    assert [(p.prompt, p.response) for p in pairs] == [("And cold", "Go to bed")]
+    utterances = extract_utterances(passage)
+    assert utterances[0].turn == utterances[1].turn != utterances[2].turn
+
+
+def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and Prejudice, chapter 58
+    passage = (
+        '"If you _will_ thank me," he replied, "let it be for yourself alone."\n\n'
+        "Elizabeth was too much embarrassed to say a word. After a short pause,\nher companion added, "
+        '"You are too generous to trifle with me."\n\n"Oh, no," said Elizabeth.\n'
+    )
+    pairs = pair_utterances(extract_utterances(passage))
+    assert [(p.prompt, p.response) for p in pairs] == [("You are too generous to trifle with me.", "Oh, no")]
 
 
 @pytest.mark.parametrize("style", STYLES)
