@@ -381,8 +381,8 @@ def _takes_up_again(last: Utterance, speech: Speech, paragraph: int, scene: int)
     Jane." ... "said Jane."), or says so after a paragraph of narration ("she went on")."""
     if last.scene != scene or speech.start - last.end > SAME_TURN_GAP:
         return False
-    if speech.speaker and speech.speaker == last.speaker:
-        return True
+    if speech.speaker and last.speaker:
+        return speech.speaker == last.speaker
     # "After a pause, her companion added, "...": the one who spoke last; but "...," he went on, right
     # after someone's reply, takes up his own earlier speech, so only after a paragraph of narration.
     return speech.resumes == "before" or speech.resumes == "after" and last.paragraph < paragraph - 1
