@@ -289,7 +289,8 @@ UNSPOKEN = re.compile(
     r"\b(?:(?:as if|as though|seemed|seeming|could|would|might|wanted|longed|felt like|tempted|tongue)"
     r"\s+(?:\w+\s+){0,3}(?:say|ask|answer|retort|reply|exclaim)(?:ing)?"
     r"|(?:look|looks|eyes|face|glance|smile)\s+said|as follows"
-    r"|read|reads|ran|runs|wrote|writes|written|printed|headed|inscribed|label(?:l)?ed)\b\s*[:,]?\s*$"
+    r"|read(?:\s+(?:out|aloud))?(?:\s+from\s+(?:\w+\s+){0,2}\w+)?|reads|ran|runs|wrote|writes|written|printed|headed"
+    r"|inscribed|label(?:l)?ed)\b\s*[:,]?\s*$"
 )
 
 
