@@ -5,9 +5,9 @@ quotes, curly or straight single quotes where the closing mark is also the apost
 «guillemets», »reversed guillemets«), paragraphs opened by a dash (em-dash, French "--"),
 or a play's "NAME." headings. Within one paragraph, one speaker's quoted parts make one
 utterance (attribution and narration between them removed); a paragraph that leaves its quote
-open and is followed by one that opens again continues the same speech, and a speaker the text
-names again after a little narration goes on in the same turn. A turn longer than MAX_UTTERANCE
-goes on in further utterances of that turn. Letters, songs and poems (quoted or set off by
+open and is followed by one that opens again continues the same speech. A speaker the text
+names again, or says goes on ("she added"), after some narration takes up the same turn in a new
+utterance; a speech longer than MAX_UTTERANCE goes on in further utterances of its turn. Letters, songs and poems (quoted or set off by
 indentation), words only written or meant, and words the narrator quotes are not speech.
 """
 
