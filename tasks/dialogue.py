@@ -7,8 +7,9 @@ or a play's "NAME." headings. Within one paragraph, one speaker's quoted parts m
 utterance (attribution and narration between them removed); a paragraph that leaves its quote
 open and is followed by one that opens again continues the same speech. A speaker the text
 names again, or says goes on ("she added"), after some narration takes up the same turn in a new
-utterance; a speech longer than MAX_UTTERANCE goes on in further utterances of its turn. Letters, songs and poems (quoted or set off by
-indentation), words only written or meant, and words the narrator quotes are not speech.
+utterance; a speech longer than MAX_UTTERANCE goes on in further utterances of its turn.
+Letters, songs and poems (quoted or set off by indentation), words only written or meant, and
+words the narrator quotes are not speech.
 """
 
 import logging
@@ -62,7 +63,7 @@ CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these
 MAX_UTTERANCE = 2000
 SAME_TURN_GAP = 1500  # characters of narration after which the same speaker speaks in a new turn
 # An attribution saying the speaker goes on ("she went on", "continued Mr. Collins").
-RESUMES = re.compile(r"[^.!?\"“”‘’]{0,30}?\b(?:continued|went on|added|resumed|pursued|persisted)\b")
+RESUMES = re.compile(r"\b(?:continued|went on|added|resumed|pursued|persisted)\b")
 # Words whose first letters the apostrophe stands for ("’em", "’tis"), not an opening quote.
 ELISION = re.compile(
     r"’(?:em|tis|twas|twere|twill|twould|ud|un|cause|bout|ere|im|er|is|ow|ouse|ave|ad|ome|alf|oo|s|d|ll|n|t)\b"
@@ -304,11 +305,12 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
     return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
 
 
-def is_verse(paragraph: str) -> bool:
+def is_verse(text: str, start: int, end: int) -> bool:
     """True for a song or poem: three or more short lines, nearly all starting with a capital."""
-    first_line = paragraph.lstrip().find("\n")
+    first_line = text.find("\n", start + 1, end) - start  # (a paragraph may start with its newline)
     if not 0 < first_line < 70:  # one line, or a line of prose
         return False
+    paragraph = text[start:end]
     lines = [line.strip(" \t\"'“”‘’«»_-—(") for line in paragraph.strip().split("\n")]
     if len(lines) < 3 or max(len(line) for line in lines[:-1]) > 55:
         return False
@@ -364,7 +366,11 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
                     speaker = beat_speaker(text[s : group[0][0] - 1])
                 words = _clean([text[a:b] for a, b in group])
-                resumes = "before" if RESUMES.search(before[-30:]) else "after" if RESUMES.match(after, 0, 40) else ""
+                said_after = RESUMES.search(after, 0, 40)
+                if RESUMES.search(before, len(before) - 30):
+                    resumes = "before"
+                else:
+                    resumes = "after" if said_after and not re.search(r"[.!?]", after[: said_after.start()]) else ""
                 speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes))
         return speeches
     head = text[s:e]
@@ -400,10 +406,10 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     utterances: list[Utterance] = []
     scene, turn, heading_speaker = 0, 0, ""
     for i, (s, e) in enumerate(paragraphs):
-        if indented[i] and blocks_are_rare or i in letters or conv.quote and is_verse(text[s:e]):
+        if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
             # a letter, a poem or a song: quoted, or set off from the text, but not talk
             continue
-        if SCENE_BREAK.fullmatch(text[s:e].split("\n", 1)[0].strip()) and e - s < 200:
+        if e - s < 200 and SCENE_BREAK.fullmatch(text[s:e].strip().split("\n", 1)[0].strip()):
             scene += 1
             continue
         if conv.play and (h := PLAY_HEADING.fullmatch(text[s:e].strip() + " ")):

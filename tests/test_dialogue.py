@@ -115,6 +115,15 @@ def test_a_chapter_break_ends_the_conversation():
     assert [(p.prompt, p.response) for p in pairs] == [("Is it late?", "Very late")]
 
 
+def test_a_chapter_heading_after_several_blank_lines_ends_the_conversation():  # Pride and Prejudice
+    passage = (
+        '"Depend upon it, my dear, that when there are sixteen, we shall not be able to dance."\n\n\n\n'
+        "CHAPTER II.\n\n\nMr. Bennet was among the earliest of those who waited on Mr. Bingley.\n\n"
+        '"I hope Mr. Bingley will like it, Lizzy."\n'
+    )
+    assert len(extract_utterances(passage)) == 2 and pair_utterances(extract_utterances(passage)) == []
+
+
 def test_long_narration_ends_the_conversation():
     narration = "She walked on for a long time without a word. " * 20
     passage = f"“Is it late?” asked Jane.\n\n{narration}\n\n“Good morning,” said Mary.\n"
@@ -253,5 +262,5 @@ def test_a_long_story_over_many_paragraphs_is_one_turn_in_pieces():  # Great Exp
     assert len(story) >= 4 and story[1].text.startswith("Tramping, begging, thieving")
     assert all(len(u.text) < 3000 for u in story)  # pieces a reply can answer and a model can hold
     pairs = {p.prompt_index: p for p in pair_utterances(utterances)}
-    assert pairs[first.index - 1].response == first.text  # "So be it." is answered by the story's start
+    assert first.index - 1 not in pairs  # "So be it." ends chapter 41; the story opens chapter 42
     assert not any(u.index in pairs for u in story[:-1])  # no pairs inside the one speaker's turn
