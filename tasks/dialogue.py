@@ -38,7 +38,7 @@ from tasks.tables import BOOKS, UTTERANCES, StoredFile, read_table, write_table
 
 log = logging.getLogger(__name__)
 
-PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t]*\n)+")  # all the blank lines between two paragraphs
 SCENE_BREAK = re.compile(
     r"(?:CHAPTER|Chapter|BOOK|Book|PART|Part|VOLUME|Volume|ACT|SCENE|STAVE|Stave|KAPITEL|CHAPITRE|Chapitre)\b.{0,60}"
     r"|[IVXLCDM]+\.?|\d+\.?|[\s*.·~=_-]+",
