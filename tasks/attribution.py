@@ -46,37 +46,12 @@ TRAILING = re.compile(
     r"\s*,\s+(?:qui|que|en|avec|with|who|while|as|in|at|turning|looking|smiling|laughing|and then)\b[^.!?;]*"
 )
 INCISE = re.compile(rf"(?<=[,!?…])\s+(?:{ATTRIBUTION.pattern})(?:[^,.;:!?—]{{0,40}})(?=[,.;:!?]|$)")
-NOT_NAMES = {
-    *"After When As If So Now Yet Still At In On For With Without Before While Although Though Here What".split(),
-    *"How Why Where Who All One Some His Her My Your Our Their Its No Yes Oh".split(),
-    "The",
-    "A",
-    "An",
-    "It",
-    "This",
-    "That",
-    "There",
-    "Then",
-    "But",
-    "And",
-    "He",
-    "She",
-    "I",
-    "They",
-    "We",
-    "You",
-    "Le",
-    "La",
-    "Les",
-    "Il",
-    "Elle",
-    "Der",
-    "Die",
-    "Das",
-    "Er",
-    "Sie",
-    "Es",
-}
+# Capitalised words that open a sentence or stand for a pronoun: not names.
+NOT_NAMES = set(
+    "The A An It This That There Then But And He She I They We You Le La Les Il Elle Der Die Das Er Sie Es "
+    "After When As If So Now Yet Still At In On For With Without Before While Although Though Here What How Why "
+    "Where Who All One Some His Her My Your Our Their Its No Yes Oh".split()
+)
 
 
 # A character the book names by a capitalised description: "the Dormouse", "the Jew".
