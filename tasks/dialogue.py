@@ -307,7 +307,7 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
 
 def is_verse(text: str, start: int, end: int) -> bool:
     """True for a song or poem: three or more short lines, nearly all starting with a capital."""
-    first_line = text.find("\n", start + 1, end) - start  # (a paragraph may start with its newline)
+    first_line = text.find("\n", start, end) - start
     if not 0 < first_line < 70:  # one line, or a line of prose
         return False
     paragraph = text[start:end]
@@ -366,11 +366,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
                     speaker = beat_speaker(text[s : group[0][0] - 1])
                 words = _clean([text[a:b] for a, b in group])
-                said_after = RESUMES.search(after, 0, 40)
-                if RESUMES.search(before, len(before) - 30):
-                    resumes = "before"
-                else:
-                    resumes = "after" if said_after and not re.search(r"[.!?]", after[: said_after.start()]) else ""
+                resumes = _resumes(before, after)
                 speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes))
         return speeches
     head = text[s:e]
@@ -381,6 +377,15 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
         speech = _fold(STAGE_DIRECTION.sub(" ", head[heading.end() :]))
         return [Speech(s + heading.end(), e, speech, heading.group(1).title(), False, False)] if speech else []
     return []
+
+
+def _resumes(before: str, after: str) -> str:
+    """Where an attribution says the speaker goes on: "before" the speech ("her companion added, "),
+    "after" it, in the sentence the speech ends ("...," she went on), else ""."""
+    if RESUMES.search(before, len(before) - 30):
+        return "before"
+    said = RESUMES.search(after, 0, 40)
+    return "after" if said and not re.search(r"[.!?]", after[: said.start()]) else ""
 
 
 def _takes_up_again(last: Utterance, speech: Speech, paragraph: int, scene: int) -> bool:
