@@ -335,18 +335,17 @@ def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
         first = i
         while first > max(i - 3, 0) and short(first - 1, 30):  # "Tunbridge Wells," "September."
             first -= 1
-        last = i + 1
-        while last < min(i + 40, len(paragraphs)):
-            body = stripped(last)
-            if VALEDICTION.match(body):
-                last += 1
-                while last < min(i + 40, len(paragraphs)) and short(last, 40):  # "Your loving cousin," "Charlotte."
-                    last += 1
+        last, end = i + 1, min(i + 40, len(paragraphs))
+        while last < end and not VALEDICTION.match(stripped(last)) and not stripped(last)[:1].isalnum():
+            last += 1  # quoted paragraphs of the letter, up to its valediction or to narration
+        if last == end or not VALEDICTION.match(stripped(last)):
+            continue  # no "Yours ...": a speech that opens with "My dear," not a letter
+        signature = last + 1
+        while signature < min(last + 3, end) and len(stripped(signature)) < 40:  # "Your loving cousin," "Charlotte."
+            if stripped(signature).rstrip("\"'”’»")[-1:] in "?!":
                 break
-            if body[:1].isalnum():  # narration again: the letter is over
-                break
-            last += 1
-        letters.update(range(first, last))
+            signature += 1
+        letters.update(range(first, signature))
     return letters
 
 

@@ -191,6 +191,12 @@ def test_a_letter_quoted_in_full_is_not_talk():  # A Room with a View, chapter 1
         '"Emerson\'s a common enough name," Lucy remarked.\n'
     )
     assert texts(passage) == ["Emerson's a common enough name"]
+    # no valediction: talk that opens with "My dear," is not a letter
+    assert texts('"My dear,"\n\n"Is it you, Jane?"\n\n"It is," said Jane.\n') == [
+        "My dear",
+        "Is it you, Jane?",
+        "It is",
+    ]
 
 
 def test_a_song_in_quotes_is_not_talk():  # Alice, chapter 2
