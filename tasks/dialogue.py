@@ -359,7 +359,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
             while group and not goes_on and _is_aside(text, group[0], s):
                 group = group[1:]
             if group:
-                after = text[group[0][1] + 1 : e]
+                after = text[group[0][1] + 1 : min(e, group[0][1] + 160)]
                 before = text[max(s, group[0][0] - 60) : group[0][0]] + " "
                 speaker = find_speaker(after) or find_speaker(before)
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
