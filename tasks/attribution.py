@@ -31,8 +31,8 @@ SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
 # "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
-ATTRIBUTION = re.compile(
-    rf"(?:(?P<before>{SUBJECT_BEFORE})\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b"
+ATTRIBUTION = re.compile(  # \b first: only word starts are tried (and "soon began" holds no "on began")
+    rf"\b(?:(?P<before>{SUBJECT_BEFORE})\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b"
     rf"|(?:(?:lui|leur|me|se)\s+)?(?:{VERBS})(?:-t)?-(?:{PRONOUN})\b"
     rf"|(?:{VERBS})\s+(?P<after>{SUBJECT}))"
 )
