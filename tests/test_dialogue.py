@@ -5,10 +5,11 @@ import statistics
 import pytest
 from conftest import GUTENBERG, PDNC
 
+from tasks.attribution import find_subject
 from tasks.dialogue import detect_convention, extract_utterances, split_paragraphs
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
-from tasks.pdnc import STYLES, load_novel, restyle, score
+from tasks.pdnc import STYLES, Gold, align, load_novel, restyle, score
 
 
 def book(book_id: int) -> str:
@@ -270,3 +271,27 @@ def test_a_long_story_over_many_paragraphs_is_one_turn_in_pieces():  # Great Exp
     pairs = {p.prompt_index: p for p in pair_utterances(utterances)}
     assert first.index - 1 not in pairs  # "So be it." ends chapter 41; the story opens chapter 42
     assert not any(u.index in pairs for u in story[:-1])  # no pairs inside the one speaker's turn
+
+
+def test_described_characters_and_the_narrator_are_named_speakers():  # Alice; The Sign of the Four
+    utterances = extract_utterances(
+        '"One, indeed!" said the Dormouse indignantly.\n\n"What now?" I asked.\n\n'
+        '"The Hatter was the first to break the silence," he said.\n'
+    )
+    assert [u.speaker for u in utterances] == ["the Dormouse", "I", ""]
+    assert find_subject("so Alice soon began talking again.") == ""  # no "on began" inside "soon began"
+
+
+def test_a_closing_single_quote_after_italics_or_before_a_dash_ends_the_speech():  # Alice; Emma, British style
+    passage = (
+        "‘I had _not!_’ cried the Mouse, sharply and very angrily.\n\n‘A knot!’ said Alice.\n\n"
+        "‘I wonder he did not remember the book’--was all Harriet’s answer.\n"
+    )
+    assert texts(passage) == ["I had _not!_", "A knot!", "I wonder he did not remember the book"]
+
+
+def test_the_pdnc_aligner_reads_forward():  # Oliver Twist: "No, sir," twice, a few lines apart
+    gold = [Gold(0, 10, "Oliver", ("no", "sir")), Gold(20, 40, "Doctor", ("you", "feel", "sleepy")),
+            Gold(50, 60, "Oliver", ("no", "sir"))]  # fmt: skip
+    utterances = extract_utterances('"No, sir."\n\n"You feel sleepy?"\n\n"No, sir."\n')
+    assert align(utterances, gold) == [(0, 0), (1, 1), (2, 2)]
