@@ -68,8 +68,9 @@ RESUMES = re.compile(r"\b(?:continued|went on|added|resumed|pursued|persisted)\b
 ELISION = re.compile(
     r"’(?:em|tis|twas|twere|twill|twould|ud|un|cause|bout|ere|im|er|is|ow|ouse|ave|ad|ome|alf|oo|s|d|ll|n|t)\b"
 )
-OPEN, CLOSE, WEAK, INNER = 0, 1, 2, 3  # WEAK: may be an apostrophe ("Bennets’ carriage"); INNER: opens a quote
-# inside a speech where the same mark closes both
+# WEAK: a closing mark that may be an apostrophe ("Bennets’ carriage"); INNER: opens a quote inside a
+# speech whose closing mark is the same character
+OPEN, CLOSE, WEAK, INNER = 0, 1, 2, 3
 
 # The marks each paired convention uses: (characters to scan, the opening one; None: told by position).
 QUOTES = {
@@ -144,7 +145,7 @@ def detect_convention(text: str, paragraphs: list[tuple[int, int]]) -> Conventio
 
 
 def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]:
-    """(position, OPEN/CLOSE/WEAK) of the quote marks between start and end."""
+    """(position, OPEN/CLOSE/WEAK/INNER) of the quote marks between start and end."""
     opener = QUOTES[quote][1]
     single = quote.startswith("single")
     marks = []
@@ -246,13 +247,18 @@ def _groups(text: str, parts: list[tuple[int, int]], end: int) -> list[tuple[lis
         if not between.strip():
             groups.append(([(b0, b1)], True))
         elif len(between.strip()) > 30 and NARRATION_SENTENCE.search(between):
-            before, after = find_subject(between).lower(), find_subject(text[b1 + 1 : min(b1 + 120, end)]).lower()
-            groups.append(([(b0, b1)], bool(before and after and before != after)))
+            before, after = find_subject(between), find_subject(text[b1 + 1 : min(b1 + 120, end)])
+            groups.append(([(b0, b1)], _two_people(before, after)))
         elif _introduces_another(between):
             groups.append(([(b0, b1)], True))
         else:
             groups[-1][0].append((b0, b1))
     return groups
+
+
+def _two_people(one: str, other: str) -> bool:
+    """True when two attributions' subjects differ ("she" / "he", "Jane" / "Mary"); unknown is not different."""
+    return bool(one and other) and one.lower() != other.lower()
 
 
 # "he suggested to the Marchioness, who replied with a smile:"
@@ -275,9 +281,8 @@ def _introduces_another(between: str) -> bool:
     second = ATTRIBUTION.search(between, max(first.end(), intro.start() - 40)) or CLAUSE_SUBJECT.search(
         between, first.end(), intro.start() + 1
     )
-    one = subject_of(first).lower()
-    other = (second.group("clause") if second.re is CLAUSE_SUBJECT else subject_of(second)).lower() if second else ""
-    return bool(one and other and one != other)
+    other = (second.group("clause") if second.re is CLAUSE_SUBJECT else subject_of(second)) if second else ""
+    return _two_people(subject_of(first), other)
 
 
 # A quote that a sentence of narration runs straight into: a word just before its mark, and that
@@ -325,15 +330,16 @@ def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
     def stripped(j: int) -> str:
         return text[paragraphs[j][0] : paragraphs[j][1]].strip()
 
-    def short(j: int, most: int) -> bool:
-        return len(stripped(j)) < most and stripped(j).rstrip("\"'”’»").endswith((",", "."))
+    def unquoted(j: int) -> str:  # without its closing quote marks
+        return stripped(j).rstrip("\"'”’»")
 
     letters: set[int] = set()
     for i, (s, e) in enumerate(paragraphs):
         if i in letters or len(stripped(i)) > 80 or not SALUTATION.search(text, s, e):
             continue
         first = i
-        while first > max(i - 3, 0) and short(first - 1, 30):  # "Tunbridge Wells," "September."
+        while first > max(i - 3, 0) and len(stripped(first - 1)) < 30 and unquoted(first - 1).endswith((",", ".")):
+            # "Tunbridge Wells," "September."
             first -= 1
         last, end = i + 1, min(i + 40, len(paragraphs))
         while last < end and not VALEDICTION.match(stripped(last)) and not stripped(last)[:1].isalnum():
@@ -341,10 +347,8 @@ def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
         if last == end or not VALEDICTION.match(stripped(last)):
             continue  # no "Yours ...": a speech that opens with "My dear," not a letter
         signature = last + 1
-        while signature < min(last + 3, end) and len(stripped(signature)) < 40:  # "Your loving cousin," "Charlotte."
-            if stripped(signature).rstrip("\"'”’»")[-1:] in "?!":
-                break
-            signature += 1
+        while signature < min(last + 3, end) and len(stripped(signature)) < 40 and unquoted(signature)[-1:] not in "?!":
+            signature += 1  # "Your loving cousin," "Charlotte."
         letters.update(range(first, signature))
     return letters
 
@@ -373,9 +377,14 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
         speech, speaker = cut_incises(_fold(head[dash.end() :]))
         return [Speech(s + dash.end(), e, speech.rstrip(",;: "), speaker, False, False)]
     if conv.play and (heading := PLAY_HEADING.match(head)):
-        speech = _fold(STAGE_DIRECTION.sub(" ", head[heading.end() :]))
-        return [Speech(s + heading.end(), e, speech, heading.group(1).title(), False, False)] if speech else []
+        return _play_speech(text, s + heading.end(), e, heading.group(1).title())
     return []
+
+
+def _play_speech(text: str, start: int, end: int, speaker: str) -> list[Speech]:
+    """A play's speech without its [stage directions]; none when only directions are left."""
+    speech = _fold(STAGE_DIRECTION.sub(" ", text[start:end]))
+    return [Speech(start, end, speech, speaker, False, False)] if speech else []
 
 
 def _resumes(before: str, after: str) -> str:
@@ -421,8 +430,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             continue
         speeches = _speeches_of_paragraph(text, s, e, conv, spans[i])
         if not speeches and heading_speaker:  # the speech under a play's heading
-            speech = _fold(STAGE_DIRECTION.sub(" ", text[s:e]))
-            speeches = [Speech(s, e, speech, heading_speaker, False, False)] if speech else []
+            speeches = _play_speech(text, s, e, heading_speaker)
         heading_speaker = ""
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
