@@ -66,7 +66,8 @@ SAME_TURN_GAP = 1500  # characters of narration after which the same speaker spe
 RESUMES = re.compile(r"\b(?:continued|went on|added|resumed|pursued|persisted)\b")
 # Words whose first letters the apostrophe stands for ("’em", "’tis"), not an opening quote.
 ELISION = re.compile(
-    r"’(?:em|tis|twas|twere|twill|twould|ud|un|cause|bout|ere|im|er|is|ow|ouse|ave|ad|ome|alf|oo|s|d|ll|n|t)\b"
+    r"’(?:em|tis|twas|twere|twill|twould|ud|un|cause|bout|ere|im|er|is|ow|ouse|ave|ad|ome|alf|oo|s|d|ll|n|t)\b",
+    re.IGNORECASE,
 )
 # WEAK: a closing mark that may be an apostrophe ("Bennets’ carriage"); INNER: opens a quote inside a
 # speech whose closing mark is the same character
@@ -81,7 +82,13 @@ QUOTES = {
     "guillemets": ("«»", "«"),
     "guillemets-reversed": ("»«", "»"),
 }
-MARK_PATTERNS = {name: re.compile(f"[{re.escape(chars)}]") for name, (chars, _) in QUOTES.items()}
+# A "?" between a space and a letter is a quote mark lost to an encoding error ("I recite ?Mary, Queen
+# of Scots.’"); in single-quote books it opens a quote inside the speech.
+LOST_MARK = r"|(?<=\s)\?(?=[A-Za-z_])"
+MARK_PATTERNS = {
+    name: re.compile(f"[{re.escape(chars)}]" + (LOST_MARK if name.startswith("single") else ""))
+    for name, (chars, _) in QUOTES.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,21 +160,27 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
         pos, ch = found.start(), found.group()
         before = text[pos - 1] if pos > start else " "
         after = text[pos + 1] if pos + 1 < end else " "
-        if opener is not None and ch == opener and not (single and before.isalnum()):
+        if ch == "?":
+            marks.append((pos, INNER))
+        elif opener is not None and ch == opener and not (single and before.isalnum()):
             # "think--“ (for", "has ‘¶": an opening mark before a space closes (a speech cut off by a dash)
             marks.append((pos, CLOSE if after.isspace() else OPEN))
-        elif single and before.isalnum() and after.isalnum():
-            continue  # don’t
+        elif single and before not in OPENERS_BEFORE and after.isalnum():
+            continue  # don’t, Mr. E.’s
         elif opener is None and before in OPENERS_BEFORE and not after.isspace():
             marks.append((pos, OPEN))
         elif not single:
             marks.append((pos, CLOSE))
         elif not before.isspace():
-            closes = before in CLOSE_PUNCT or before in '”"' or text.startswith(("--", "—"), pos + 1)  # book’--was
+            closes = (
+                before in CLOSE_PUNCT
+                or before in '”"'
+                or text.startswith(("--", "—"), pos + 1)  # book’--was
+                or after == " "
+                and ATTRIBUTION.match(text, pos + 2, pos + 40)  # ‘She didn’t’ said Oliver.
+            )
             marks.append((pos, CLOSE if closes else WEAK))
-        elif opener is not None and (
-            after.isupper() or after == "_" or after.isalpha() and not ELISION.match(text, pos)
-        ):
+        elif opener is not None and (after.isalpha() or after == "_") and not ELISION.match(text, pos):
             marks.append((pos, INNER))  # ‘saying, ’Tut-tut,’ I shall’: a quote inside the speech
     return marks
 
@@ -186,8 +199,10 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
     marks_by_par = [_marks(text, s, e, quote) for s, e in paragraphs]
     for i, (_, p_end) in enumerate(paragraphs):
         open_at, weak, inner = None, [], False
+        last_char = paragraphs[i][0] + len(text[paragraphs[i][0] : p_end].rstrip()) - 1
         for pos, kind in marks_by_par[i]:
-            if open_at is not None and (kind == INNER or inner and kind != OPEN):
+            # the paragraph's last mark closes the speech: in "a ’prentice of, Oliver.’¶" no inner quote opened
+            if open_at is not None and (kind == INNER or inner and kind != OPEN and pos < last_char):
                 inner = kind == INNER  # the mark after an inner opening closes the inner quote
             elif kind == OPEN:
                 if open_at is not None:  # a new quote before the last one closed
@@ -303,8 +318,8 @@ UNSPOKEN = re.compile(
 def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
     """True for a quoted phrase inside narration, not speech: a word the narrator quotes, a short
     title or name that a sentence runs into (`a card with "To Let" on it`), words written or only meant."""
-    inner = text[part[0] : part[1]].lstrip(" .-—…")
-    if inner[:1].islower():
+    inner = text[part[0] : part[1]].lstrip(" .…")
+    if inner[:1].islower():  # "--so long as I get _somewhere_," goes on with an interrupted speech
         return True
     before = text[max(paragraph_start, part[0] - 41) : part[0] - 1]
     return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6

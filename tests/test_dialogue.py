@@ -295,3 +295,50 @@ def test_the_pdnc_aligner_reads_forward():  # Oliver Twist: "No, sir," twice, a 
             Gold(50, 60, "Oliver", ("no", "sir"))]  # fmt: skip
     utterances = extract_utterances('"No, sir."\n\n"You feel sleepy?"\n\n"No, sir."\n')
     assert align(utterances, gold) == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_a_speech_taken_up_again_after_an_interruption_is_speech():  # Alice, chapter 6
+    passage = (
+        '"I don\'t much care where--" said Alice.\n\n"Then it doesn\'t matter which way you go," said the Cat.\n\n'
+        '"--so long as I get _somewhere_," Alice added as an explanation.\n'
+    )
+    utterances = extract_utterances(passage)
+    assert [u.text for u in utterances] == [
+        "I don't much care where--",
+        "Then it doesn't matter which way you go",
+        "--so long as I get _somewhere_",
+    ]
+    assert len(pair_utterances(utterances)) == 2
+
+
+def test_british_single_quotes_around_elisions_and_possessives():  # Emma; Oliver Twist, restyled
+    passage = restyle(
+        '"Ah! poor Miss Taylor! \'Tis a sad business."\n\n'
+        '"I had a great curiosity to see a friend of Mr. E.\'s," said Mrs. Elton.\n\n'
+        "\"You're a going to\nbe made a 'prentice of, Oliver.\"\n\n"
+        '"A prentice, sir!" said the child, trembling.\n\n'
+        '"She didn\'t" said Oliver.\n\n"She did," said Mrs. Sowerberry.\n',
+        "single",
+    )
+    assert texts(passage) == [
+        "Ah! poor Miss Taylor! ’Tis a sad business.",
+        "I had a great curiosity to see a friend of Mr. E.’s",
+        "You’re a going to be made a ’prentice of, Oliver.",
+        "A prentice, sir!",
+        "She didn’t",
+        "She did",
+    ]
+
+
+def test_a_quote_mark_lost_to_encoding_opens_an_inner_quote():  # Anne of Green Gables (PDNC text), British style
+    passage = restyle(
+        '"We had recitations this afternoon. I just wish you could have been there to hear me recite\n'
+        "?Mary, Queen of Scots.' I just put my whole soul into it.\"\n\n"
+        '"Well," said Marilla.\n',
+        "single",
+    )
+    assert texts(passage) == [
+        "We had recitations this afternoon. I just wish you could have been there to hear me recite "
+        "?Mary, Queen of Scots.’ I just put my whole soul into it.",
+        "Well",
+    ]
