@@ -39,7 +39,8 @@ ATTRIBUTION = re.compile(  # \b first: only word starts are tried (and "soon beg
 NEAR_ATTRIBUTION = re.compile(rf"[\s\S]{{0,40}}?(?:{ATTRIBUTION.pattern})")  # starting in the first 40 characters
 # Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, "
 INTRODUCTION = re.compile(
-    rf"\b(?:{VERBS}|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling)\b[^.!?]{{0,45}}$"
+    rf"\b(?:{VERBS}|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling)\b"
+    r"(?!\s+(?:his|her|their|its)\s)[^.!?]{0,45}$"  # but not "as he resumed his seat, "
 )
 # Narration that can trail an attribution: "dit le professeur, qui était un homme d'esprit."
 TRAILING = re.compile(
@@ -83,6 +84,13 @@ def find_subject(narration: str) -> str:
 def find_speaker(narration: str) -> str:
     """The name in an attribution at the start of the narration, else "" (pronouns are not names)."""
     return name_in(find_subject(narration))
+
+
+def speaker_before(narration: str) -> str:
+    """The name in an attribution that leads into a quote ("and Rabbit said ", "Jane cried, in a low
+    voice, "): the last one in the narration, with no sentence end after it; else ""."""
+    last = next(reversed(list(ATTRIBUTION.finditer(narration))), None)
+    return name_in(subject_of(last)) if last and not re.search(r"[.!?;]", narration[last.end() :]) else ""
 
 
 # The subject of a sentence of action before a quote ("After a pause, Lord Henry pulled out his watch.").

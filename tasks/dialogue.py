@@ -5,9 +5,10 @@ quotes, curly or straight single quotes where the closing mark is also the apost
 «guillemets», »reversed guillemets«), paragraphs opened by a dash (em-dash, French "--"),
 or a play's "NAME." headings. Within one paragraph, one speaker's quoted parts make one
 utterance (attribution and narration between them removed); a paragraph that leaves its quote
-open and is followed by one that opens again continues the same speech. A speaker the text
-names again, or says goes on ("she added"), after some narration takes up the same turn in a new
-utterance; a speech longer than MAX_UTTERANCE goes on in further utterances of its turn.
+open and is followed by one that opens again continues the same speech. A speaker an attribution
+names again after some narration ("said Alice." ... "said Alice.") goes on with the same speech; one
+the text says goes on ("she added") takes up the same turn in a new utterance; a speech longer than
+MAX_UTTERANCE goes on in further utterances of its turn.
 Letters, songs and poems (quoted or set off by indentation), words only written or meant, and
 words the narrator quotes are not speech.
 """
@@ -30,6 +31,7 @@ from tasks.attribution import (
     cut_incises,
     find_speaker,
     find_subject,
+    speaker_before,
     subject_of,
 )
 from tasks.cache import PARQUET_INPUTS
@@ -247,6 +249,7 @@ class Speech(NamedTuple):
     continues: bool  # goes on from the previous paragraph's speech
     new_turn: bool  # someone else speaks than in the speech before it in this paragraph
     resumes: str = ""  # "before" or "after" the speech, an attribution with "went on", "continued", "added"
+    said: bool = False  # the speaker is named by an attribution ("said Alice"), not guessed from narration
 
 
 def _groups(text: str, parts: list[tuple[int, int]], end: int) -> list[tuple[list[tuple[int, int]], bool]]:
@@ -315,13 +318,14 @@ UNSPOKEN = re.compile(
 )
 
 
-def _is_aside(text: str, part: tuple[int, int], paragraph_start: int) -> bool:
+def _is_aside(text: str, part: tuple[int, int], paragraph_start: int, after_speech: bool) -> bool:
     """True for a quoted phrase inside narration, not speech: a word the narrator quotes, a short
-    title or name that a sentence runs into (`a card with "To Let" on it`), words written or only meant."""
+    title or name that a sentence runs into (`a card with "To Let" on it`), words written or only meant.
+    after_speech: the paragraph quoted someone before this part."""
     inner = text[part[0] : part[1]].lstrip(" .…")
-    if inner[:1].islower():  # "--so long as I get _somewhere_," goes on with an interrupted speech
-        return True
     before = text[max(paragraph_start, part[0] - 41) : part[0] - 1]
+    if inner[:1].islower():  # but "--so long as I get", and '"Now," said Sikes, as he sat, "if you'll'
+        return not (after_speech and before.rstrip().endswith((",", ";", ":", "-", "—")))
     return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
 
 
@@ -375,17 +379,23 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
         speeches = []
         for k, (group, new_turn) in enumerate(_groups(text, parts, e)):
             goes_on = continues and k == 0
-            while group and not goes_on and _is_aside(text, group[0], s):
-                group = group[1:]
+            group = [
+                part
+                for j, part in enumerate(group)
+                if goes_on and j == 0 or not _is_aside(text, part, s, k > 0 or j > 0)
+            ]
             if group:
-                after = text[group[0][1] + 1 : min(e, group[0][1] + 160)]
+                # up to the next quote: its own attribution is not this one's ("--" "You must," said Miss B.)
+                next_quote = next((a - 1 for a, _ in parts if a > group[0][1]), e)
+                after = text[group[0][1] + 1 : min(next_quote, group[0][1] + 160)]
                 before = text[max(s, group[0][0] - 60) : group[0][0]] + " "
-                speaker = find_speaker(after) or find_speaker(before)
+                speaker = find_speaker(after) or speaker_before(before)
+                said = bool(speaker)
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
                     speaker = beat_speaker(text[s : group[0][0] - 1])
                 words = _clean([text[a:b] for a, b in group])
                 resumes = _resumes(before, after)
-                speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes))
+                speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes, said))
         return speeches
     head = text[s:e]
     if conv.dashes and (dash := DASH_OPENER.match(head)):
@@ -432,7 +442,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     blocks_are_rare = sum(indented) < 0.2 * len(paragraphs)
     letters = letter_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
-    scene, turn, heading_speaker = 0, 0, ""
+    scene, turn, heading_speaker, last_said = 0, 0, "", False
     for i, (s, e) in enumerate(paragraphs):
         if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
             # a letter, a poem or a song: quoted, or set off from the text, but not talk
@@ -451,11 +461,15 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))
             same_turn = same_speech or (k == 0 and last is not None and _takes_up_again(last, sp, i, scene))
+            # "said Alice." ... "said Alice.": the text names her again, so it is the same speech
+            same_speech = same_speech or same_turn and sp.said and last_said and sp.speaker == last.speaker
             turn += not same_turn
             if same_speech and len(last.text) < MAX_UTTERANCE:
+                last_said = last_said if last.speaker else sp.said
                 text_so_far = f"{last.text} {sp.text}"
                 utterances[-1] = replace(last, end=sp.end, text=text_so_far, speaker=last.speaker or sp.speaker)
             else:
+                last_said = sp.said
                 utterances.append(
                     Utterance(book_id, len(utterances), i, scene, turn, sp.start, sp.end, sp.text, sp.speaker)
                 )

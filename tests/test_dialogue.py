@@ -132,12 +132,45 @@ def test_long_narration_ends_the_conversation():
     assert len(pair_utterances(extract_utterances(passage), max_gap=2000)) == 1
 
 
-def test_the_same_named_speaker_going_on_is_one_turn_not_a_pair():
-    passage = "“I am tired,” said Jane.\n\nThe fire was low.\n\n“And cold,” said Jane.\n\n“Go to bed,” said Mary.\n"
-    pairs = pair_utterances(extract_utterances(passage))
-    assert [(p.prompt, p.response) for p in pairs] == [("And cold", "Go to bed")]
+def test_the_same_named_speaker_going_on_is_one_speech_not_a_pair():  # Alice, chapter 10
+    passage = (
+        '"Chorus again!" cried the Gryphon, and the Mock Turtle had just begun\nto repeat it, when a cry of '
+        '"The trial\'s beginning!" was heard in the\ndistance.\n\n"Come on!" cried the Gryphon, and, taking '
+        'Alice by the hand, it hurried\noff, without waiting for the end of the song.\n\n"What trial is it?" '
+        'Alice panted as she ran; but the Gryphon only\nanswered "Come on!" and ran the faster.\n'
+    )
     utterances = extract_utterances(passage)
-    assert utterances[0].turn == utterances[1].turn != utterances[2].turn
+    assert [(u.text, u.speaker) for u in utterances] == [
+        ("Chorus again! Come on!", "the Gryphon"),  # the cry in the narration is not the Gryphon's
+        ("What trial is it?", "Alice"),
+        ("Come on!", "the Gryphon"),
+    ]
+    pairs = pair_utterances(utterances)
+    assert [(p.prompt, p.response) for p in pairs] == [
+        ("Chorus again! Come on!", "What trial is it?"),
+        ("What trial is it?", "Come on!"),
+    ]
+
+
+def test_each_quote_gets_the_attribution_nearest_it():  # Winnie-the-Pooh; A Room with a View; Oliver Twist
+    utterances = extract_utterances(
+        'Christopher Robin whispered to\nRabbit, and Rabbit said "Yes, yes, of course," and they walked.\n\n'
+        '"I didn\'t want the others to hear," said Christopher Robin.\n\n'
+        "Lucy felt that she had been selfish. \"Charlotte, you mustn't spoil me:\nof course, you must look over "
+        'the Arno, too. The first\nvacant room in the front--" "You must have it," said Miss Bartlett.\n\n'
+        '"Now," said Sikes, as he resumed his seat, "if you\'ll give us something\nto eat."\n'
+    )
+    assert [(u.text, u.speaker) for u in utterances] == [
+        ("Yes, yes, of course", "Rabbit"),
+        ("I didn't want the others to hear", "Christopher Robin"),
+        (
+            "Charlotte, you mustn't spoil me: of course, you must look over the Arno, too. The first vacant room "
+            "in the front--",
+            "Lucy",
+        ),  # fmt: skip
+        ("You must have it", "Miss Bartlett"),
+        ("Now, if you'll give us something to eat.", "Sikes"),
+    ]
 
 
 def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and Prejudice, chapter 58
