@@ -72,7 +72,7 @@ def name_in(subject: str) -> str:
         return "I"  # the narrator
     first = subject.split()[0] if subject else ""
     named = first and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
-    return subject if named else ""
+    return " ".join(subject.split()) if named else ""  # "Mr.\nGamfield" across a line break
 
 
 def find_subject(narration: str) -> str:

@@ -173,17 +173,18 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
             marks.append((pos, OPEN))
         elif not single:
             marks.append((pos, CLOSE))
+        elif opener is not None and before in OPENERS_BEFORE and (after.isalpha() or after == "_"):
+            if not ELISION.match(text, pos):  # ‘saying, ’Tut-tut,’ I shall’, ‘’Mr. Knightley.’--You’
+                marks.append((pos, INNER))
         elif not before.isspace():
             closes = (
                 before in CLOSE_PUNCT
-                or before in '”"'
+                or before in '”"’'  # ’muddle.’’
                 or text.startswith(("--", "—"), pos + 1)  # book’--was
                 or after == " "
                 and ATTRIBUTION.match(text, pos + 2, pos + 40)  # ‘She didn’t’ said Oliver.
             )
             marks.append((pos, CLOSE if closes else WEAK))
-        elif opener is not None and (after.isalpha() or after == "_") and not ELISION.match(text, pos):
-            marks.append((pos, INNER))  # ‘saying, ’Tut-tut,’ I shall’: a quote inside the speech
     return marks
 
 
@@ -203,8 +204,15 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
         open_at, weak, inner = None, [], False
         last_char = paragraphs[i][0] + len(text[paragraphs[i][0] : p_end].rstrip()) - 1
         for pos, kind in marks_by_par[i]:
-            # the paragraph's last mark closes the speech: in "a ’prentice of, Oliver.’¶" no inner quote opened
-            if open_at is not None and (kind == INNER or inner and kind != OPEN and pos < last_char):
+            # the paragraph's last mark, or one before an attribution, closes the speech: in "a ’prentice of,
+            # Oliver.’¶" or "’prentis,’ said Mr. Gamfield" no inner quote was opened
+            if open_at is not None and (
+                kind == INNER
+                or inner
+                and kind != OPEN
+                and pos < last_char
+                and not ATTRIBUTION.match(text, pos + 2, pos + 40)
+            ):
                 inner = kind == INNER  # the mark after an inner opening closes the inner quote
             elif kind == OPEN:
                 if open_at is not None:  # a new quote before the last one closed

@@ -350,7 +350,10 @@ def test_british_single_quotes_around_elisions_and_possessives():  # Emma; Olive
         '"I had a great curiosity to see a friend of Mr. E.\'s," said Mrs. Elton.\n\n'
         "\"You're a going to\nbe made a 'prentice of, Oliver.\"\n\n"
         '"A prentice, sir!" said the child, trembling.\n\n'
-        '"She didn\'t" said Oliver.\n\n"She did," said Mrs. Sowerberry.\n',
+        '"She didn\'t" said Oliver.\n\n"She did," said Mrs. Sowerberry.\n\n'
+        '"This here boy, sir, wot the parish wants to \'prentis," said Mr.\nGamfield.\n\n'
+        "\"And the moral of that is--'The more there is of mine, the less there is\nof yours.'\"\n\n"
+        "\"Tell him 'muddle.'\" Then she arranged\nher veil.\n",
         "single",
     )
     assert texts(passage) == [
@@ -360,7 +363,11 @@ def test_british_single_quotes_around_elisions_and_possessives():  # Emma; Olive
         "A prentice, sir!",
         "She didn’t",
         "She did",
+        "This here boy, sir, wot the parish wants to ’prentis",  # said Mr. Gamfield
+        "And the moral of that is--’The more there is of mine, the less there is of yours.’",
+        "Tell him ’muddle.’",
     ]
+    assert extract_utterances(passage)[6].speaker == "Mr. Gamfield"
 
 
 def test_a_quote_mark_lost_to_encoding_opens_an_inner_quote():  # Anne of Green Gables (PDNC text), British style
