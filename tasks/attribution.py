@@ -26,7 +26,7 @@ TITLES = (
     r"|Madame|Monsieur|M|Mme|Herr|Frau)\.?"
 )
 NAME = rf"(?:{TITLES}\s+)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
-PRONOUN = r"(?:he|she|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
+PRONOUN = r"(?:he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
 SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
@@ -86,11 +86,16 @@ def find_speaker(narration: str) -> str:
     return name_in(find_subject(narration))
 
 
-def speaker_before(narration: str) -> str:
-    """The name in an attribution that leads into a quote ("and Rabbit said ", "Jane cried, in a low
+def subject_before(narration: str) -> str:
+    """The subject of an attribution that leads into a quote ("and Rabbit said ", "she cried, in a low
     voice, "): the last one in the narration, with no sentence end after it; else ""."""
     last = next(reversed(list(ATTRIBUTION.finditer(narration))), None)
-    return name_in(subject_of(last)) if last and not re.search(r"[.!?;]", narration[last.end() :]) else ""
+    return subject_of(last) if last and not re.search(r"[.!?;]", narration[last.end() :]) else ""
+
+
+def speaker_before(narration: str) -> str:
+    """The name in an attribution that leads into a quote, else ""."""
+    return name_in(subject_before(narration))
 
 
 # The subject of a sentence of action before a quote ("After a pause, Lord Henry pulled out his watch.").

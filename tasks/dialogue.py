@@ -32,6 +32,7 @@ from tasks.attribution import (
     find_speaker,
     find_subject,
     speaker_before,
+    subject_before,
     subject_of,
 )
 from tasks.cache import PARQUET_INPUTS
@@ -260,7 +261,7 @@ class Speech(NamedTuple):
     said: bool = False  # the speaker is named by an attribution ("said Alice"), not guessed from narration
 
 
-def _groups(text: str, parts: list[tuple[int, int]], end: int) -> list[tuple[list[tuple[int, int]], bool]]:
+def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> list[tuple[list[tuple[int, int]], bool]]:
     """The quoted parts of a paragraph grouped by speaker turn: (parts, new_turn) per group.
 
     Parts separated only by an attribution ("Yes," said she, "I will.") are one turn. Back-to-back
@@ -268,18 +269,26 @@ def _groups(text: str, parts: list[tuple[int, int]], end: int) -> list[tuple[lis
     speaker when the quotes touch or the attributions name different people ("she" / "he").
     """
     groups: list[tuple[list[tuple[int, int]], bool]] = [([parts[0]], False)]
-    for (_, a1), (b0, b1) in zip(parts, parts[1:]):
+    for k, ((a0, a1), (b0, b1)) in enumerate(zip(parts, parts[1:])):
         between = text[a1 + 1 : b0 - 1]
         if not between.strip():
             groups.append(([(b0, b1)], True))
-        elif len(between.strip()) > 30 and NARRATION_SENTENCE.search(between):
-            before, after = find_subject(between), find_subject(text[b1 + 1 : min(b1 + 120, end)])
-            groups.append(([(b0, b1)], _two_people(before, after)))
+        elif len(between.strip()) > 30 and (NARRATION_SENTENCE.search(between) or _sentence_ends(text, a1, between)):
+            # who said the first quote (after it, or leading into it) and who the second (leading into it, or after)
+            lead_in = text[parts[k - 1][1] + 1 if k else start : a0 - 1]
+            first = find_subject(between) or subject_before(lead_in)
+            second = subject_before(between) or find_subject(text[b1 + 1 : min(b1 + 120, end)])
+            groups.append(([(b0, b1)], _two_people(first, second)))
         elif _introduces_another(between):
             groups.append(([(b0, b1)], True))
         else:
             groups[-1][0].append((b0, b1))
     return groups
+
+
+def _sentence_ends(text: str, quote_end: int, between: str) -> bool:
+    """True when a quote ends its sentence and the narration after it starts a new one ("them!" When the)."""
+    return text[quote_end - 1] in ".!?" and between.lstrip()[:1].isupper()
 
 
 def _two_people(one: str, other: str) -> bool:
@@ -385,7 +394,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
     parts = [(a, b) for a, b in spans if a >= 0 and text[a:b].strip()]
     if parts:
         speeches = []
-        for k, (group, new_turn) in enumerate(_groups(text, parts, e)):
+        for k, (group, new_turn) in enumerate(_groups(text, parts, s, e)):
             goes_on = continues and k == 0
             group = [
                 part

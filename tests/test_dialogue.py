@@ -382,3 +382,18 @@ def test_a_quote_mark_lost_to_encoding_opens_an_inner_quote():  # Anne of Green 
         "?Mary, Queen of Scots.’ I just put my whole soul into it.",
         "Well",
     ]
+
+
+def test_a_reply_after_a_sentence_of_narration_in_the_same_paragraph():  # Alice, chapter 2
+    passage = (
+        "So she called softly after it, \"Mouse dear! Do come back again, and we\nwon't talk about cats or dogs "
+        "either, if you don't like them!\" When the\nMouse heard this, it turned round and swam slowly back to "
+        'her: its face\nwas quite pale (with passion, Alice thought), and it said in a low\ntrembling voice, "Let us '
+        "get to the shore, and then I'll tell you my\nhistory.\"\n"
+    )
+    utterances = extract_utterances(passage)
+    assert [u.text for u in utterances] == [
+        "Mouse dear! Do come back again, and we won't talk about cats or dogs either, if you don't like them!",
+        "Let us get to the shore, and then I'll tell you my history.",
+    ]
+    assert len(pair_utterances(utterances)) == 1
