@@ -89,8 +89,9 @@ def find_speaker(narration: str) -> str:
 def subject_before(narration: str) -> str:
     """The subject of an attribution that leads into a quote ("and Rabbit said ", "she cried, in a low
     voice, "): the last one in the narration, with no sentence end after it; else ""."""
-    last = next(reversed(list(ATTRIBUTION.finditer(narration))), None)
-    return subject_of(last) if last and not re.search(r"[.!?;]", narration[last.end() :]) else ""
+    sentence = re.split(r"[.!?;]\s", narration[-120:])[-1]  # the sentence that leads into the quote
+    last = next(reversed(list(ATTRIBUTION.finditer(sentence))), None)
+    return subject_of(last) if last else ""
 
 
 def speaker_before(narration: str) -> str:

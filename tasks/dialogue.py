@@ -87,10 +87,8 @@ QUOTES = {
 }
 # A "?" between a space and a letter is a quote mark lost to an encoding error ("I recite ?Mary, Queen
 # of Scots.’"); in single-quote books it opens a quote inside the speech.
-LOST_MARK = r"|(?<=\s)\?(?=[A-Za-z_])"
 MARK_PATTERNS = {
-    name: re.compile(f"[{re.escape(chars)}]" + (LOST_MARK if name.startswith("single") else ""))
-    for name, (chars, _) in QUOTES.items()
+    name: re.compile(f"[{re.escape(chars + '?' * name.startswith('single'))}]") for name, (chars, _) in QUOTES.items()
 }
 
 
@@ -164,7 +162,8 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
         before = text[pos - 1] if pos > start else " "
         after = text[pos + 1] if pos + 1 < end else " "
         if ch == "?":
-            marks.append((pos, INNER))
+            if before.isspace() and (after.isalpha() or after == "_"):
+                marks.append((pos, INNER))
         elif opener is not None and ch == opener and not (single and before.isalnum()):
             # "think--“ (for", "has ‘¶": an opening mark before a space closes (a speech cut off by a dash)
             marks.append((pos, CLOSE if after.isspace() else OPEN))
@@ -203,7 +202,6 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
     marks_by_par = [_marks(text, s, e, quote) for s, e in paragraphs]
     for i, (_, p_end) in enumerate(paragraphs):
         open_at, weak, inner = None, [], False
-        last_char = paragraphs[i][0] + len(text[paragraphs[i][0] : p_end].rstrip()) - 1
         for pos, kind in marks_by_par[i]:
             # the paragraph's last mark, or one before an attribution, closes the speech: in "a ’prentice of,
             # Oliver.’¶" or "’prentis,’ said Mr. Gamfield" no inner quote was opened
@@ -211,7 +209,7 @@ def _quoted_spans(text: str, paragraphs: list[tuple[int, int]], quote: str) -> l
                 kind == INNER
                 or inner
                 and kind != OPEN
-                and pos < last_char
+                and text[pos + 1 : p_end].strip()
                 and not ATTRIBUTION.match(text, pos + 2, pos + 40)
             ):
                 inner = kind == INNER  # the mark after an inner opening closes the inner quote
@@ -396,10 +394,13 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
         speeches = []
         for k, (group, new_turn) in enumerate(_groups(text, parts, s, e)):
             goes_on = continues and k == 0
+            # drop quoted words in narration ("a cry of "The trial's beginning!" was heard"); a part after only
+            # an attribution (", said she, ") is not one
             group = [
                 part
                 for j, part in enumerate(group)
-                if goes_on and j == 0 or not _is_aside(text, part, s, k > 0 or j > 0)
+                if (goes_on if j == 0 else part[0] - group[j - 1][1] < 40)
+                or not _is_aside(text, part, s, k > 0 or j > 0)
             ]
             if group:
                 # up to the next quote: its own attribution is not this one's ("--" "You must," said Miss B.)
