@@ -399,7 +399,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
             group = [
                 part
                 for j, part in enumerate(group)
-                if (goes_on if j == 0 else part[0] - group[j - 1][1] < 40)
+                if (goes_on if j == 0 else part[0] - group[j - 1][1] < 25)
                 or not _is_aside(text, part, s, k > 0 or j > 0)
             ]
             if group:
