@@ -318,9 +318,9 @@ def _introduces_another(between: str) -> bool:
     return _two_people(subject_of(first), other)
 
 
-# A quote that a sentence of narration runs straight into: a word just before its mark, and that
-# word not a speech verb ("the words "To Let"", but not "he cried "Stop!"").
-NARRATED_INTO = re.compile(rf"(?<![\w’'])(?!(?:{VERBS})\b)[A-Za-z]+\s+$")
+# A quote that a sentence of narration runs straight into: the word just before its mark (and a space)
+# is not a speech verb ("the words "To Let"", "Vernon Lee's "Euphorion"", but not "he cried "Stop!"").
+NARRATED_INTO = re.compile(rf"(?!(?:{VERBS})$)[A-Za-z]+(?:['’]s)?")
 
 
 # Words that were never said aloud: written ("In it he read:") or only meant ("as if to say:").
@@ -339,9 +339,15 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int, after_spee
     after_speech: the paragraph quoted someone before this part."""
     inner = text[part[0] : part[1]].lstrip(" .…")
     before = text[max(paragraph_start, part[0] - 41) : part[0] - 1]
-    if inner[:1].islower():  # but "--so long as I get", and '"Now," said Sikes, as he sat, "if you'll'
-        return not (after_speech and before.rstrip().endswith((",", ";", ":", "-", "—")))
-    return bool(UNSPOKEN.search(before)) or bool(NARRATED_INTO.search(before)) and len(inner.split()) <= 6
+    if inner[:1].islower():
+        # but a speech going on: "--so long as I get", '"Now," said Sikes, as he sat, "if you'll', 'thought
+        # Alice "without', or said: 'in it, "and what is the use of a book," thought Alice'
+        goes_on = before.rstrip().endswith((",", ";", ":", "-", "—")) or ATTRIBUTION.search(before)
+        said = find_subject(text[part[1] + 1 : part[1] + 60])
+        return not (after_speech and goes_on or said)
+    last_word = before.rsplit(None, 1)[-1] if before[-1:].isspace() and before.strip() else ""
+    narrated_into = bool(NARRATED_INTO.fullmatch(last_word)) and len(inner.split()) <= 6
+    return narrated_into or bool(UNSPOKEN.search(before))
 
 
 def is_verse(text: str, start: int, end: int) -> bool:
@@ -394,13 +400,12 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
         speeches = []
         for k, (group, new_turn) in enumerate(_groups(text, parts, s, e)):
             goes_on = continues and k == 0
-            # drop quoted words in narration ("a cry of "The trial's beginning!" was heard"); a part after only
-            # an attribution (", said she, ") is not one
+            # drop quoted words in narration ("a cry of "The trial's beginning!" was heard", "prints of "The
+            # Death of Chatham" and "The Coronation of Napoleon"")
             group = [
                 part
                 for j, part in enumerate(group)
-                if (goes_on if j == 0 else part[0] - group[j - 1][1] < 25)
-                or not _is_aside(text, part, s, k > 0 or j > 0)
+                if goes_on and j == 0 or not _is_aside(text, part, s, k > 0 or j > 0)
             ]
             if group:
                 # up to the next quote: its own attribution is not this one's ("--" "You must," said Miss B.)

@@ -211,6 +211,15 @@ def test_titles_and_labels_the_narrator_quotes_are_not_speech():
         'Then he cried "Stop!" and ran to the door.\n\n"Who is there?" said Jane.\n'
     )
     assert [u.text for u in extract_utterances(text)] == ["Stop!", "Who is there?"]
+    text = (  # The Age of Innocence; The Picture of Dorian Gray; then Alice, chapter 1, where the quote is speech
+        'A dark shabby\nroom hung with yellowing prints of "The Death of Chatham" and "The\nCoronation of '
+        'Napoleon."\n\nHe read Vernon Lee\'s "Euphorion," the essays of\nP. G. Hamerton.\n\n'
+        'It had no pictures or\nconversations in it, "and what is the use of a book," thought Alice\n'
+        '"without pictures or conversations?"\n'
+    )
+    assert [u.text for u in extract_utterances(text)] == [
+        "and what is the use of a book, without pictures or conversations?"
+    ]
 
 
 def test_a_letter_quoted_in_full_is_not_talk():  # A Room with a View, chapter 14
