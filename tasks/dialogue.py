@@ -342,9 +342,9 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int, after_spee
     if inner[:1].islower():
         # but a speech going on: "--so long as I get", '"Now," said Sikes, as he sat, "if you'll', 'thought
         # Alice "without', or said: 'in it, "and what is the use of a book," thought Alice'
-        goes_on = before.rstrip().endswith((",", ";", ":", "-", "—")) or ATTRIBUTION.search(before)
-        said = find_subject(text[part[1] + 1 : part[1] + 60])
-        return not (after_speech and goes_on or said)
+        if after_speech and (before.rstrip().endswith((",", ";", ":", "-", "—")) or ATTRIBUTION.search(before)):
+            return False
+        return text[part[1] - 1] not in ",!?" or not find_subject(text[part[1] + 1 : part[1] + 60])
     last_word = before.rsplit(None, 1)[-1] if before[-1:].isspace() and before.strip() else ""
     narrated_into = bool(NARRATED_INTO.fullmatch(last_word)) and len(inner.split()) <= 6
     return narrated_into or bool(UNSPOKEN.search(before))
