@@ -307,7 +307,7 @@ def _introduces_another(between: str) -> bool:
     if not first or len(between) - first.end() < 12:  # nothing after the first attribution
         return False
     intro = INTRODUCTION.search(between, first.end())
-    if not intro:
+    if not intro or RESUMES.match(intro.group()):  # "said the Queen; and, turning to Alice, she went on,"
         return False
     if WHO_REPLIES.search(between, first.end()):
         return True

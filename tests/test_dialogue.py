@@ -406,3 +406,15 @@ def test_a_reply_after_a_sentence_of_narration_in_the_same_paragraph():  # Alice
         "Let us get to the shore, and then I'll tell you my history.",
     ]
     assert len(pair_utterances(utterances)) == 1
+
+
+def test_she_went_on_after_anothers_attribution_is_the_same_speaker():  # Alice, chapter 8
+    passage = (
+        '"Idiot!" said the Queen, tossing her head impatiently; and, turning to\nAlice, she went on, '
+        '"What\'s your name, child?"\n\n"My name is Alice, so please your Majesty," said Alice very politely.\n'
+    )
+    utterances = extract_utterances(passage)
+    assert [(u.text, u.speaker) for u in utterances] == [
+        ("Idiot! What's your name, child?", "the Queen"),
+        ("My name is Alice, so please your Majesty", "Alice"),
+    ]
