@@ -25,12 +25,14 @@ from prefect import task
 from tasks.attribution import (
     ATTRIBUTION,
     INTRODUCTION,
+    NAME,
     SUBJECT,
     VERBS,
     beat_speaker,
     cut_incises,
     find_speaker,
     find_subject,
+    name_in,
     speaker_before,
     subject_before,
     subject_of,
@@ -274,7 +276,7 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
         elif len(between.strip()) > 30 and (NARRATION_SENTENCE.search(between) or _sentence_ends(text, a1, between)):
             # who said the first quote (after it, or leading into it) and who the second (leading into it, or after)
             lead_in = text[parts[k - 1][1] + 1 if k else start : a0 - 1]
-            first = find_subject(between) or subject_before(lead_in)
+            first = find_subject(between) or subject_before(lead_in) or _acts_after(text, a1, between)
             second = subject_before(between) or find_subject(text[b1 + 1 : min(b1 + 120, end)])
             groups.append(([(b0, b1)], _two_people(first, second)))
         elif _introduces_another(between):
@@ -287,6 +289,19 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
 def _sentence_ends(text: str, quote_end: int, between: str) -> bool:
     """True when a quote ends its sentence and the narration after it starts a new one ("them!" When the)."""
     return text[quote_end - 1] in ".!?" and between.lstrip()[:1].isupper()
+
+
+# The subject of a sentence of action right after a quote: '"Oh, my friend--!" She laid her hand'
+ACTOR = re.compile(rf"\s*(?P<actor>(?:He|She|I|They|We)\b|{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+")
+
+
+def _acts_after(text: str, quote_end: int, between: str) -> str:
+    """Who acts in the sentence of narration right after a quote that ends a sentence, else ""."""
+    actor = ACTOR.match(between) if _sentence_ends(text, quote_end, between) else None
+    if not actor:
+        return ""
+    who = actor.group("actor")
+    return who.lower() if who in ("He", "She", "I", "They", "We") else name_in(who)
 
 
 def _two_people(one: str, other: str) -> bool:

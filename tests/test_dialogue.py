@@ -418,3 +418,13 @@ def test_she_went_on_after_anothers_attribution_is_the_same_speaker():  # Alice,
         ("Idiot! What's your name, child?", "the Queen"),
         ("My name is Alice, so please your Majesty", "Alice"),
     ]
+
+
+def test_who_acts_after_a_quote_said_it():  # The Age of Innocence, chapter 29
+    passage = (
+        '"Oh, my friend--!"  She laid her hand lightly on his arm, and he\npleaded earnestly:  "Ellen--why '
+        "won't you tell me what's happened?\"\n"
+    )
+    utterances = extract_utterances(passage)
+    assert [u.text for u in utterances] == ["Oh, my friend--!", "Ellen--why won't you tell me what's happened?"]
+    assert len(pair_utterances(utterances)) == 1
