@@ -86,12 +86,28 @@ def find_speaker(narration: str) -> str:
     return name_in(find_subject(narration))
 
 
+SENTENCE_END = re.compile(r"[.!?;][\"'”’]?\s")
+# The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
+ACTOR = re.compile(rf"\s*(?:(?P<pronoun>He|She|I|They|We)\b|(?P<name>{NAME}))\s+(?:[a-z]+ly\s+)?[a-z]+")
+
+
+def actor_of(sentence: str) -> str:
+    """Who acts in a sentence of narration: a pronoun ("she") or a name, else ""."""
+    actor = ACTOR.match(sentence)
+    if not actor:
+        return ""
+    return actor.group("pronoun").lower() if actor.group("pronoun") else name_in(actor.group("name"))
+
+
 def subject_before(narration: str) -> str:
     """The subject of an attribution that leads into a quote ("and Rabbit said ", "she cried, in a low
-    voice, "): the last one in the narration, with no sentence end after it; else ""."""
-    sentence = re.split(r"[.!?;]\s", narration[-120:])[-1]  # the sentence that leads into the quote
+    voice, "), or of the sentence that introduces it ("Matthew took his courage in both hands and
+    replied: "); else ""."""
+    sentence = SENTENCE_END.split(narration[-120:])[-1]  # the sentence that leads into the quote
     last = next(reversed(list(ATTRIBUTION.finditer(sentence))), None)
-    return subject_of(last) if last else ""
+    if last:
+        return subject_of(last)
+    return actor_of(sentence) if INTRODUCTION.search(sentence) else ""
 
 
 def speaker_before(narration: str) -> str:

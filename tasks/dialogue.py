@@ -25,14 +25,13 @@ from prefect import task
 from tasks.attribution import (
     ATTRIBUTION,
     INTRODUCTION,
-    NAME,
     SUBJECT,
     VERBS,
+    actor_of,
     beat_speaker,
     cut_incises,
     find_speaker,
     find_subject,
-    name_in,
     speaker_before,
     subject_before,
     subject_of,
@@ -291,17 +290,10 @@ def _sentence_ends(text: str, quote_end: int, between: str) -> bool:
     return text[quote_end - 1] in ".!?" and between.lstrip()[:1].isupper()
 
 
-# The subject of a sentence of action right after a quote: '"Oh, my friend--!" She laid her hand'
-ACTOR = re.compile(rf"\s*(?P<actor>(?:He|She|I|They|We)\b|{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+")
-
-
 def _acts_after(text: str, quote_end: int, between: str) -> str:
-    """Who acts in the sentence of narration right after a quote that ends a sentence, else ""."""
-    actor = ACTOR.match(between) if _sentence_ends(text, quote_end, between) else None
-    if not actor:
-        return ""
-    who = actor.group("actor")
-    return who.lower() if who in ("He", "She", "I", "They", "We") else name_in(who)
+    """Who acts in the sentence of narration right after a quote that ends a sentence ('"Oh, my
+    friend--!"  She laid her hand'), else ""."""
+    return actor_of(between) if _sentence_ends(text, quote_end, between) else ""
 
 
 def _two_people(one: str, other: str) -> bool:

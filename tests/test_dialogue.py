@@ -428,3 +428,11 @@ def test_who_acts_after_a_quote_said_it():  # The Age of Innocence, chapter 29
     utterances = extract_utterances(passage)
     assert [u.text for u in utterances] == ["Oh, my friend--!", "Ellen--why won't you tell me what's happened?"]
     assert len(pair_utterances(utterances)) == 1
+    passage = (  # Anne of Green Gables, chapter 25: who introduces each quote
+        'Miss Harris returned with the rake and cheerfully inquired:\n"Anything else tonight, Mr. Cuthbert?" '
+        'Matthew took his courage in\nboth hands and replied: "Well now, since you suggest it, I might as\n'
+        'well--take--that is--look at--buy some--some hayseed."\n'
+    )
+    utterances = extract_utterances(passage)
+    assert [u.speaker for u in utterances] == ["Miss Harris", "Matthew"]
+    assert len(pair_utterances(utterances)) == 1
