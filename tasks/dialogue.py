@@ -245,8 +245,20 @@ def _fold(s: str) -> str:
     return " ".join(s.split())
 
 
+# The narrator's stage direction inside a speech: "Yes--(rather hesitatingly)--I believe I do."
+STAGE_ASIDE = re.compile(
+    r"\s*(?:--|—)?\((?:(?:again|then|still|rather|very|half)\s+)?(?:[a-z]+ly|(?:[a-z]+ly\s+)?(?:with|in)\s+a|(?:[a-z]+ly\s+)?"
+    r"(?:smiling|laughing|nodding|turning|looking|blushing|speaking|shaking|raising|lowering|sitting|rising|"
+    r"checking|recollecting|returning|resuming|eyeing|inclining|dispersing|sighing|whispering|pointing|"
+    r"glancing|bowing|colouring|coloring|pausing|hesitating))\b[^()]*\)(?:--|—)?"
+)
+
+
 def _clean(parts: list[str]) -> str:
-    return _fold(" ".join(parts)).rstrip(",;: ").lstrip()
+    speech = " ".join(parts)
+    if "(" in speech:
+        speech = STAGE_ASIDE.sub(lambda aside: "--" if aside.group().endswith(("-", "—")) else "", speech)
+    return _fold(speech).rstrip(",;: ").lstrip()
 
 
 class Speech(NamedTuple):

@@ -436,3 +436,16 @@ def test_who_acts_after_a_quote_said_it():  # The Age of Innocence, chapter 29
     utterances = extract_utterances(passage)
     assert [u.speaker for u in utterances] == ["Miss Harris", "Matthew"]
     assert len(pair_utterances(utterances)) == 1
+
+
+def test_the_narrators_stage_directions_inside_a_speech_are_cut():  # Emma
+    passage = (
+        '"Yes--(rather hesitatingly)--I believe I do."\n\n"Yes, my dear, if there is time.--But--(in a very '
+        'depressed tone)--she\nis coming for only one week."\n\n"I assure you I have no doubt of it (looking\n'
+        'towards Mr. Woodhouse), and I will not say (excepting one or two points) more."\n'
+    )
+    assert texts(passage) == [
+        "Yes--I believe I do.",
+        "Yes, my dear, if there is time.--But--she is coming for only one week.",
+        "I assure you I have no doubt of it, and I will not say (excepting one or two points) more.",
+    ]
