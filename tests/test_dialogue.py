@@ -190,9 +190,11 @@ def test_pdnc_scores_in_each_quoting_style(style):
         text, gold = load_novel(folder)
         utterances = extract_utterances(restyle(text, style))
         scores.append(score(utterances, pair_utterances(utterances), gold))
-    assert statistics.mean(s.f1 for s in scores) >= 0.93  # the reference extractor: 0.92, 0.91 in single quotes
-    assert statistics.mean(s.pair_precision for s in scores) >= 0.83
-    assert statistics.mean(s.pair_recall for s in scores) >= 0.87  # the reference: 0.78, 0.76
+    # a guard against regressions, a little under today's scores (README); the reference extractor
+    # scores 0.92 F1, 0.83 pair precision, 0.78 pair recall (0.91, 0.83, 0.76 in single quotes)
+    assert statistics.mean(s.f1 for s in scores) >= 0.945
+    assert statistics.mean(s.pair_precision for s in scores) >= 0.85
+    assert statistics.mean(s.pair_recall for s in scores) >= 0.90  # the target
 
 
 def test_straight_single_quotes_of_an_ascii_edition():  # Alice, 2018 ASCII edition
