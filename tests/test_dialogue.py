@@ -21,6 +21,12 @@ def texts(passage: str) -> list[str]:
     return [u.text for u in extract_utterances(passage)]
 
 
+def texts_and_pairs(passage: str) -> tuple[list[str], int]:
+    """The passage's utterances and how many pairs they make."""
+    utterances = extract_utterances(passage)
+    return [u.text for u in utterances], len(pair_utterances(utterances))
+
+
 @pytest.mark.parametrize(
     "book_id, convention",
     [
@@ -346,13 +352,10 @@ def test_a_speech_taken_up_again_after_an_interruption_is_speech():  # Alice, ch
         '"I don\'t much care where--" said Alice.\n\n"Then it doesn\'t matter which way you go," said the Cat.\n\n'
         '"--so long as I get _somewhere_," Alice added as an explanation.\n'
     )
-    utterances = extract_utterances(passage)
-    assert [u.text for u in utterances] == [
-        "I don't much care where--",
-        "Then it doesn't matter which way you go",
-        "--so long as I get _somewhere_",
-    ]
-    assert len(pair_utterances(utterances)) == 2
+    assert texts_and_pairs(passage) == (
+        ["I don't much care where--", "Then it doesn't matter which way you go", "--so long as I get _somewhere_"],
+        2,
+    )
 
 
 def test_british_single_quotes_around_elisions_and_possessives():  # Emma; Oliver Twist, restyled
@@ -402,12 +405,13 @@ def test_a_reply_after_a_sentence_of_narration_in_the_same_paragraph():  # Alice
         'her: its face\nwas quite pale (with passion, Alice thought), and it said in a low\ntrembling voice, "Let us '
         "get to the shore, and then I'll tell you my\nhistory.\"\n"
     )
-    utterances = extract_utterances(passage)
-    assert [u.text for u in utterances] == [
-        "Mouse dear! Do come back again, and we won't talk about cats or dogs either, if you don't like them!",
-        "Let us get to the shore, and then I'll tell you my history.",
-    ]
-    assert len(pair_utterances(utterances)) == 1
+    assert texts_and_pairs(passage) == (
+        [
+            "Mouse dear! Do come back again, and we won't talk about cats or dogs either, if you don't like them!",
+            "Let us get to the shore, and then I'll tell you my history.",
+        ],
+        1,
+    )
 
 
 def test_she_went_on_after_anothers_attribution_is_the_same_speaker():  # Alice, chapter 8
@@ -427,9 +431,7 @@ def test_who_acts_after_a_quote_said_it():  # The Age of Innocence, chapter 29
         '"Oh, my friend--!"  She laid her hand lightly on his arm, and he\npleaded earnestly:  "Ellen--why '
         "won't you tell me what's happened?\"\n"
     )
-    utterances = extract_utterances(passage)
-    assert [u.text for u in utterances] == ["Oh, my friend--!", "Ellen--why won't you tell me what's happened?"]
-    assert len(pair_utterances(utterances)) == 1
+    assert texts_and_pairs(passage) == (["Oh, my friend--!", "Ellen--why won't you tell me what's happened?"], 1)
     passage = (  # Anne of Green Gables, chapter 25: who introduces each quote
         'Miss Harris returned with the rake and cheerfully inquired:\n"Anything else tonight, Mr. Cuthbert?" '
         'Matthew took his courage in\nboth hands and replied: "Well now, since you suggest it, I might as\n'
