@@ -10,7 +10,8 @@ names again after some narration ("said Alice." ... "said Alice.") goes on with 
 the text says goes on ("she added") takes up the same turn in a new utterance; a speech longer than
 MAX_UTTERANCE goes on in further utterances of its turn.
 Letters, songs and poems (quoted or set off by indentation), words only written or meant, and
-words the narrator quotes are not speech.
+words the narrator quotes are not speech; the narrator's stage directions inside a speech
+("--(rather hesitatingly)--") are cut from it.
 """
 
 import logging
