@@ -86,7 +86,8 @@ def find_speaker(narration: str) -> str:
     return name_in(find_subject(narration))
 
 
-SENTENCE_END = re.compile(r"[.!?;][\"'”’]?\s")
+NOT_AFTER_TITLE = r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bMs)"  # "Mr. Jaggers" goes on with its sentence
+SENTENCE_END = re.compile(rf"{NOT_AFTER_TITLE}[.!?;][\"'”’]?\s")
 # The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
 ACTOR = re.compile(rf"\s*(?:(?P<pronoun>He|She|I|They|We)\b|(?P<name>{NAME}))\s+(?:[a-z]+ly\s+)?[a-z]+")
 
@@ -103,11 +104,13 @@ def subject_before(narration: str) -> str:
     """The subject of an attribution that leads into a quote ("and Rabbit said ", "she cried, in a low
     voice, "), or of the sentence that introduces it ("Matthew took his courage in both hands and
     replied: "); else ""."""
-    sentence = SENTENCE_END.split(narration[-120:])[-1]  # the sentence that leads into the quote
+    sentences = SENTENCE_END.split(narration[-120:])
+    sentence = sentences[-1]  # the sentence that leads into the quote
     last = next(reversed(list(ATTRIBUTION.finditer(sentence))), None)
     if last:
         return subject_of(last)
-    return actor_of(sentence) if INTRODUCTION.search(sentence) else ""
+    whole = len(sentences) > 1 or len(narration) <= 120  # its start, not a cut in the middle of it
+    return actor_of(sentence) if whole and INTRODUCTION.search(sentence) else ""
 
 
 def speaker_before(narration: str) -> str:
@@ -117,7 +120,7 @@ def speaker_before(narration: str) -> str:
 
 # The subject of a sentence of action before a quote ("After a pause, Lord Henry pulled out his watch.").
 BEAT = re.compile(
-    rf"(?:^|[.!?;]\s+)(?:[A-Z][a-z]+(?:\s+[a-z]+)*,\s+)?(?P<subject>(?:[Tt]he\s+)?{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+[^.!?;]*[.!?;:,]?\s*$"
+    rf"(?:^|{NOT_AFTER_TITLE}[.!?;]\s+)(?:[A-Z][a-z]+(?:\s+[a-z]+)*,\s+)?(?P<subject>(?:[Tt]he\s+)?{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+[^.!?;]*[.!?;:,]?\s*$"
 )
 
 

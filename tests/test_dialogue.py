@@ -177,6 +177,11 @@ def test_each_quote_gets_the_attribution_nearest_it():  # Winnie-the-Pooh; A Roo
         ("You must have it", "Miss Bartlett"),
         ("Now, if you'll give us something to eat.", "Sikes"),
     ]
+    utterances = extract_utterances(  # Great Expectations, chapter 51: "Mr." does not end a sentence
+        "And seeing that Mr. Jaggers stood quite still and\nsilent, and apparently quite obdurate, under this "
+        'appeal, I turned to\nWemmick, and said, "Wemmick, I know you to be a man with a gentle\nheart."\n'
+    )
+    assert [u.speaker for u in utterances] == [""]  # not Jaggers
 
 
 def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and Prejudice, chapter 58
