@@ -432,7 +432,7 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 next_quote = next((a - 1 for a, _ in parts if a > group[0][1]), e)
                 after = text[group[0][1] + 1 : min(next_quote, group[0][1] + 160)]
                 before = text[max(s, group[0][0] - 60) : group[0][0]] + " "
-                speaker = find_speaker(after) or speaker_before(text[max(s, group[0][0] - 121) : group[0][0] - 1])
+                speaker = find_speaker(after) or speaker_before(text[s : group[0][0] - 1])
                 said = bool(speaker)
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
                     speaker = beat_speaker(text[s : group[0][0] - 1])
