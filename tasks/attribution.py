@@ -8,7 +8,7 @@ import re
 
 VERBS = (
     # English
-    "said|says|asked|cried|replied|returned|answered|continued|added|exclaimed|observed|rejoined|"
+    "said|says|say|asked|cried|replied|returned|answered|continued|added|exclaimed|observed|rejoined|"
     "remarked|whispered|shouted|called|repeated|resumed|interrupted|muttered|murmured|began|inquired|"
     "enquired|thought|retorted|declared|pursued|urged|screamed|sobbed|sighed|suggested|explained|"
     "protested|pleaded|demanded|growled|roared|ventured|interposed|persisted|agreed|admitted|insisted|"

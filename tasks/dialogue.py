@@ -283,19 +283,25 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
     groups: list[tuple[list[tuple[int, int]], bool]] = [([parts[0]], False)]
     for k, ((a0, a1), (b0, b1)) in enumerate(zip(parts, parts[1:])):
         between = text[a1 + 1 : b0 - 1]
+        lead_in = text[parts[k - 1][1] + 1 if k else start : a0 - 1]  # the narration before the first quote
         if not between.strip():
             groups.append(([(b0, b1)], True))
         elif len(between.strip()) > 30 and (NARRATION_SENTENCE.search(between) or _sentence_ends(text, a1, between)):
             # who said the first quote (after it, or leading into it) and who the second (leading into it, or after)
-            lead_in = text[parts[k - 1][1] + 1 if k else start : a0 - 1]
             first = find_subject(between) or subject_before(lead_in) or _acts_after(text, a1, between)
             second = subject_before(between) or find_subject(text[b1 + 1 : min(b1 + 120, end)])
             groups.append(([(b0, b1)], _two_people(first, second)))
+        elif NEW_CLAUSE.match(between) and (second := subject_before(between)):
+            # '"...she does"; and Beaufort retorted:  "Yes..."': the narration only introduces the second quote
+            groups.append(([(b0, b1)], _two_people(subject_before(lead_in), second)))
         elif _introduces_another(between):
             groups.append(([(b0, b1)], True))
         else:
             groups[-1][0].append((b0, b1))
     return groups
+
+
+NEW_CLAUSE = re.compile(r"\s*(?:[;:]|,?\s*(?:and|but|while|whereupon)\b)")  # narration that starts a new clause
 
 
 def _sentence_ends(text: str, quote_end: int, between: str) -> bool:

@@ -445,6 +445,17 @@ def test_who_acts_after_a_quote_said_it():  # The Age of Innocence, chapter 29
     utterances = extract_utterances(passage)
     assert [u.speaker for u in utterances] == ["Miss Harris", "Matthew"]
     assert len(pair_utterances(utterances)) == 1
+    passage = (  # The Age of Innocence, chapter 21: narration that only introduces the second quote
+        '"Gad," Archer heard Lawrence Lefferts say, "not one of the lot holds\nthe bow as she does"; and Beaufort '
+        "retorted:  \"Yes; but that's the only\nkind of target she'll ever hit.\"\n"
+    )
+    assert texts_and_pairs(passage) == (
+        [
+            "Gad, not one of the lot holds the bow as she does",
+            "Yes; but that's the only kind of target she'll ever hit.",
+        ],
+        1,
+    )
 
 
 def test_the_narrators_stage_directions_inside_a_speech_are_cut():  # Emma
