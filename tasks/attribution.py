@@ -51,7 +51,9 @@ INCISE = re.compile(rf"(?<=[,!?…])\s+(?:{ATTRIBUTION.pattern})(?:[^,.;:!?—]{
 NOT_NAMES = set(
     "The A An It This That There Then But And He She I They We You Le La Les Il Elle Der Die Das Er Sie Es "
     "After When As If So Now Yet Still At In On For With Without Before While Although Though Here What How Why "
-    "Where Who All One Some His Her My Your Our Their Its No Yes Oh".split()
+    "Where Who All One Some His Her My Your Our Their Its No Yes Oh Nobody Everybody Somebody Everyone Someone "
+    "Nothing Something Everything Suddenly Presently Perhaps Meanwhile Indeed However Instead Only Just Even "
+    "Again Once Soon Thus Hence Finally Nevertheless".split()
 )
 
 

@@ -335,6 +335,8 @@ def test_described_characters_and_the_narrator_are_named_speakers():  # Alice; T
     )
     assert [u.speaker for u in utterances] == ["the Dormouse", "I", ""]
     assert find_subject("so Alice soon began talking again.") == ""  # no "on began" inside "soon began"
+    utterances = extract_utterances('Suddenly she turned round. "Who is there?"\n\nNobody answered, and then: "I."\n')
+    assert [u.speaker for u in utterances] == ["", ""]  # sentence openers are not names
 
 
 def test_a_closing_single_quote_after_italics_or_before_a_dash_ends_the_speech():  # Alice; Emma, British style
