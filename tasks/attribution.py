@@ -25,7 +25,7 @@ TITLES = (
     r"(?:Mr|Mrs|Miss|Ms|Dr|Lady|Sir|Lord|Uncle|Aunt|uncle|aunt|Father|Mother|Colonel|Captain"
     r"|Madame|Monsieur|M|Mme|Herr|Frau)\.?"
 )
-NAME = rf"(?:{TITLES}\s+)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
+NAME = rf"(?:{TITLES}\s+(?:(?:van|von|de|der|du|di|da|la|le)\s+)*)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
 PRONOUN = r"(?:he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
 SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
@@ -53,7 +53,7 @@ NOT_NAMES = set(
     "After When As If So Now Yet Still At In On For With Without Before While Although Though Here What How Why "
     "Where Who All One Some His Her My Your Our Their Its No Yes Oh Nobody Everybody Somebody Everyone Someone "
     "Nothing Something Everything Suddenly Presently Perhaps Meanwhile Indeed However Instead Only Just Even "
-    "Again Once Soon Thus Hence Finally Nevertheless".split()
+    "Again Once Soon Thus Hence Finally Nevertheless To First Sometimes Later Afterwards Next Last Besides".split()
 )
 
 
@@ -72,9 +72,13 @@ def name_in(subject: str) -> str:
         return f"{described.group(1).lower()} {described.group(2)}"
     if subject == "I":
         return "I"  # the narrator
-    first = subject.split()[0] if subject else ""
+    words = subject.split()
+    first = words[0] if words else ""
     named = first and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
-    return " ".join(subject.split()) if named else ""  # "Mr.\nGamfield" across a line break
+    # not a possessive ("Riviere's voice"), a participle ("Balancing on ..."), nor a title alone ("Mr")
+    named = named and not subject.endswith(("'s", "’s")) and not (len(words) == 1 and first.endswith("ing"))
+    named = named and not re.fullmatch(TITLES, subject)
+    return " ".join(words) if named else ""  # "Mr.\nGamfield" across a line break
 
 
 def find_subject(narration: str) -> str:
