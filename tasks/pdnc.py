@@ -115,3 +115,45 @@ def score(utterances: list[Utterance], pairs: list[Pair], gold: list[Gold]) -> S
             found.add(a[1])
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Score(precision, recall, f1, correct / max(len(pairs), 1), len(found) / max(len(exchanges), 1))
+
+
+TITLE_WORDS = {"mr", "mrs", "miss", "ms", "dr", "sir", "lady", "lord", "m", "mme", "madame", "monsieur"}
+
+
+def load_aliases(folder: Path) -> dict[str, set[str]]:
+    """Each annotated character's names (main name and aliases), lower-cased, from character_info.csv."""
+    frame = pd.read_csv(folder / "character_info.csv", keep_default_na=False)
+    aliases: dict[str, set[str]] = {}
+    for row in frame.itertuples():
+        names = ast.literal_eval(row.Aliases) if row.Aliases else set()
+        aliases[row[2]] = {name.lower() for name in names} | {row[2].lower()}
+    return aliases
+
+
+def speaker_precision(
+    utterances: list[Utterance], gold: list[Gold], aliases: dict[str, set[str]]
+) -> tuple[float, float]:
+    """How often a named speaker is the annotated one, and the share of matched utterances named.
+
+    Only matched utterances count, and not the narrator's "I" (PDNC names the narrator by character).
+    A name is right when it shares a word other than a title and "the" with one of the speaker's
+    names ("Sikes" for "Bill Sikes"), and their titles, where both have one, agree ("Mrs. Bennet"
+    is not "Mr. Bennet")."""
+
+    def same(one: str, other: str) -> bool:
+        a, b = set(words(one)) - {"the"}, set(words(other)) - {"the"}
+        titles = a & TITLE_WORDS, b & TITLE_WORDS
+        return bool((a - TITLE_WORDS) & (b - TITLE_WORDS)) and not (all(titles) and not titles[0] & titles[1])
+
+    right = named = matched = 0
+    for utterance, match in zip(utterances, align(utterances, gold)):
+        if match is None:
+            continue
+        matched += 1
+        if not utterance.speaker or utterance.speaker == "I":
+            continue
+        named += 1
+        speaker = gold[match[0]].speaker
+        names = aliases.get(speaker) or aliases.get(speaker.split(" - ")[0], set())  # "Christopher Robin - Story"
+        right += any(same(utterance.speaker, name) for name in names | {speaker})
+    return right / max(named, 1), named / max(matched, 1)

@@ -9,7 +9,7 @@ from tasks.attribution import find_subject
 from tasks.dialogue import detect_convention, extract_utterances, split_paragraphs
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
-from tasks.pdnc import STYLES, Gold, align, load_novel, restyle, score
+from tasks.pdnc import STYLES, Gold, align, load_aliases, load_novel, restyle, score, speaker_precision, words
 
 
 def book(book_id: int) -> str:
@@ -196,11 +196,13 @@ def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and 
 
 @pytest.mark.parametrize("style", STYLES)
 def test_pdnc_scores_in_each_quoting_style(style):
-    scores = []
+    scores, speakers = [], []
     for folder in sorted(p for p in PDNC.iterdir() if p.is_dir()):
         text, gold = load_novel(folder)
         utterances = extract_utterances(restyle(text, style))
         scores.append(score(utterances, pair_utterances(utterances), gold))
+        speakers.append(speaker_precision(utterances, gold, load_aliases(folder))[0])
+    assert statistics.mean(speakers) >= 0.97  # a named speaker is nearly always the annotated one
     # a guard against regressions, a little under today's scores (README); the reference extractor
     # scores 0.92 F1, 0.83 pair precision, 0.78 pair recall (0.91, 0.83, 0.76 in single quotes)
     assert statistics.mean(s.f1 for s in scores) >= 0.945
@@ -337,6 +339,10 @@ def test_described_characters_and_the_narrator_are_named_speakers():  # Alice; T
     assert find_subject("so Alice soon began talking again.") == ""  # no "on began" inside "soon began"
     utterances = extract_utterances('Suddenly she turned round. "Who is there?"\n\nNobody answered, and then: "I."\n')
     assert [u.speaker for u in utterances] == ["", ""]  # sentence openers are not names
+    utterances = extract_utterances(  # The Age of Innocence
+        '"We are driving dear Ellen home," said Mr. van der Luyden.\n\n"Oh, no," M. Riviere\'s voice said.\n'
+    )
+    assert [u.speaker for u in utterances] == ["Mr. van der Luyden", ""]
 
 
 def test_a_closing_single_quote_after_italics_or_before_a_dash_ends_the_speech():  # Alice; Emma, British style
@@ -352,6 +358,18 @@ def test_the_pdnc_aligner_reads_forward():  # Oliver Twist: "No, sir," twice, a 
             Gold(50, 60, "Oliver", ("no", "sir"))]  # fmt: skip
     utterances = extract_utterances('"No, sir."\n\n"You feel sleepy?"\n\n"No, sir."\n')
     assert align(utterances, gold) == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_a_named_speaker_is_scored_against_the_annotated_names():  # Pride and Prejudice
+    gold = [Gold(1, 30, "Mr. Bennet", words("I have not the pleasure of understanding you")),
+            Gold(40, 60, "Mrs. Bennet", words("Mr Bennet how can you"))]  # fmt: skip
+    aliases = {"Mr. Bennet": {"mr. bennet"}, "Mrs. Bennet": {"bennet", "mrs. bennet"}}  # as PDNC lists them
+    passage = (
+        '"I have not the pleasure of understanding you," said Bennet.\n\n"Mr Bennet, how can you," said Mrs. Bennet.\n'
+    )
+    assert speaker_precision(extract_utterances(passage), gold, aliases) == (1.0, 1.0)
+    passage = passage.replace("said Bennet", "said Mrs. Bennet").replace('can you," said Mrs.', 'can you," said his')
+    assert speaker_precision(extract_utterances(passage), gold, aliases) == (0.0, 0.5)  # Mrs. is not Mr. Bennet
 
 
 def test_a_speech_taken_up_again_after_an_interruption_is_speech():  # Alice, chapter 6
