@@ -437,11 +437,12 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 # up to the next quote: its own attribution is not this one's ("--" "You must," said Miss B.)
                 next_quote = next((a - 1 for a, _ in parts if a > group[0][1]), e)
                 after = text[group[0][1] + 1 : min(next_quote, group[0][1] + 160)]
-                before = text[max(s, group[0][0] - 60) : group[0][0]] + " "
-                speaker = find_speaker(after) or speaker_before(text[s : group[0][0] - 1])
+                lead_in = text[s : group[0][0] - 1]  # the paragraph up to the opening mark
+                before = lead_in[-60:] + " "
+                speaker = find_speaker(after) or speaker_before(lead_in)
                 said = bool(speaker)
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
-                    speaker = beat_speaker(text[s : group[0][0] - 1])
+                    speaker = beat_speaker(lead_in)
                 words = _clean([text[a:b] for a, b in group])
                 resumes = _resumes(before, after)
                 speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes, said))
