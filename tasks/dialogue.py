@@ -26,6 +26,7 @@ from prefect import task
 from tasks.attribution import (
     ATTRIBUTION,
     INTRODUCTION,
+    NOT_AFTER_TITLE,
     SUBJECT,
     VERBS,
     actor_of,
@@ -60,7 +61,7 @@ DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 # A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
-NARRATION_SENTENCE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bMs)[.!?;]\s+[A-Z]")
+NARRATION_SENTENCE = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
 # A turn longer than this goes on in a new utterance of the same turn, at a paragraph or quote
