@@ -360,6 +360,12 @@ UNSPOKEN = re.compile(
 )
 
 
+# A second cry joined to the first by "or": 'shouting "Off with his head!" or "Off with her head!"'.
+JOINED_CRY = re.compile(r"[!?][\"”’»']\s+or\s*$")
+# A quote the sentence runs on from, lower case: 'a new volume called "The Renaissance" by Walter Pater'.
+TITLE_RUNS_ON = re.compile(r"[\"”’»']?[ \t]+[a-z]")
+
+
 def _is_aside(text: str, part: tuple[int, int], paragraph_start: int, after_speech: bool) -> bool:
     """True for a quoted phrase inside narration, not speech: a word the narrator quotes, a short
     title or name that a sentence runs into (`a card with "To Let" on it`), words written or only meant.
@@ -373,8 +379,14 @@ def _is_aside(text: str, part: tuple[int, int], paragraph_start: int, after_spee
             return False
         return text[part[1] - 1] not in ",!?" or not find_subject(text[part[1] + 1 : part[1] + 60])
     last_word = before.rsplit(None, 1)[-1] if before[-1:].isspace() and before.strip() else ""
-    narrated_into = bool(NARRATED_INTO.fullmatch(last_word)) and len(inner.split()) <= 6
-    return narrated_into or bool(UNSPOKEN.search(before))
+    # but speech a verb still introduces ('the Queen said severely "Who is this?"', 'interrupted him with
+    # "Going abroad?"'), and a second cry joined to the first
+    narrated_into = bool(NARRATED_INTO.fullmatch(last_word)) and not INTRODUCTION.search(before)
+    narrated_into = narrated_into and not (after_speech and JOINED_CRY.search(before))
+    # a title the sentence runs on from, not speech after an attribution ('The Duke said "Rather" from his beard')
+    runs_on = bool(last_word) and inner[-1:].isalnum() and bool(TITLE_RUNS_ON.match(text, part[1] + 1))
+    runs_on = runs_on and not ATTRIBUTION.search(before)
+    return (narrated_into or runs_on) and len(inner.split()) <= 6 or bool(UNSPOKEN.search(before))
 
 
 def is_verse(text: str, start: int, end: int) -> bool:
@@ -420,7 +432,10 @@ def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
     return letters
 
 
-def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: list[tuple[int, int]]) -> list[Speech]:
+def _speeches_of_paragraph(
+    text: str, s: int, e: int, conv: Convention, spans: list[tuple[int, int]], introduction: str = ""
+) -> list[Speech]:
+    """introduction: the paragraph of narration before, where it hands over to this one's first quote."""
     continues = bool(spans) and spans[0] == (-1, -1)
     parts = [(a, b) for a, b in spans if a >= 0 and text[a:b].strip()]
     if parts:
@@ -439,6 +454,8 @@ def _speeches_of_paragraph(text: str, s: int, e: int, conv: Convention, spans: l
                 next_quote = next((a - 1 for a, _ in parts if a > group[0][1]), e)
                 after = text[group[0][1] + 1 : min(next_quote, group[0][1] + 160)]
                 lead_in = text[s : group[0][0] - 1]  # the paragraph up to the opening mark
+                if k == 0 and not lead_in.strip():
+                    lead_in = introduction
                 before = lead_in[-60:] + " "
                 speaker = find_speaker(after) or speaker_before(lead_in)
                 said = bool(speaker)
@@ -461,6 +478,11 @@ def _play_speech(text: str, start: int, end: int, speaker: str) -> list[Speech]:
     """A play's speech without its [stage directions]; none when only directions are left."""
     speech = _fold(STAGE_DIRECTION.sub(" ", text[start:end]))
     return [Speech(start, end, speech, speaker, False, False)] if speech else []
+
+
+# Narration that ends by handing over to the quote in the next paragraph: "Emma continued:", "He
+# presently added, with a smile,", "She went on, however."
+HANDS_OVER = re.compile(rf"(?:[:,]|--|—|{RESUMES.pattern}(?:,\s*\w+)?\.)\s*$")
 
 
 def _resumes(before: str, after: str) -> str:
@@ -494,6 +516,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     letters = letter_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
     scene, turn, heading_speaker, last_said = 0, 0, "", False
+    introduction = (-1, "")  # (paragraph, its text): narration that hands over to the next paragraph's quote
     for i, (s, e) in enumerate(paragraphs):
         if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
             # a letter, a poem or a song: quoted, or set off from the text, but not talk
@@ -504,10 +527,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         if conv.play and (h := PLAY_HEADING.fullmatch(text[s:e].strip() + " ")):
             heading_speaker = h.group(1).title()
             continue
-        speeches = _speeches_of_paragraph(text, s, e, conv, spans[i])
+        lead = introduction[1] if introduction[0] == i - 1 else ""
+        speeches = _speeches_of_paragraph(text, s, e, conv, spans[i], lead)
         if not speeches and heading_speaker:  # the speech under a play's heading
             speeches = _play_speech(text, s, e, heading_speaker)
         heading_speaker = ""
+        if not speeches and HANDS_OVER.search(text, s, e):
+            introduction = (i, text[s:e])
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))

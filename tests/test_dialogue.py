@@ -228,7 +228,8 @@ def test_titles_and_labels_the_narrator_quotes_are_not_speech():
     assert [u.text for u in extract_utterances(text)] == ["Stop!", "Who is there?"]
     text = (  # The Age of Innocence; The Picture of Dorian Gray; then Alice, chapter 1, where the quote is speech
         'A dark shabby\nroom hung with yellowing prints of "The Death of Chatham" and "The\nCoronation of '
-        'Napoleon."\n\nHe read Vernon Lee\'s "Euphorion," the essays of\nP. G. Hamerton.\n\n'
+        'Napoleon."\n\nHe read Vernon Lee\'s "Euphorion," the essays of\nP. G. Hamerton, and a wonderful '
+        'new volume called "The Renaissance" by\nWalter Pater.\n\n'
         'It had no pictures or\nconversations in it, "and what is the use of a book," thought Alice\n'
         '"without pictures or conversations?"\n'
     )
@@ -489,3 +490,32 @@ def test_the_narrators_stage_directions_inside_a_speech_are_cut():  # Emma
         "Yes, my dear, if there is time.--But--she is coming for only one week.",
         "I assure you I have no doubt of it, and I will not say (excepting one or two points) more.",
     ]
+
+
+def test_narration_that_hands_over_to_the_next_paragraph_names_or_continues_its_speaker():  # Emma; Anne
+    passage = (
+        '"Robert Martin has no great loss--if he can but think so; and I hope it\nwill not be long before he '
+        'does."\n\nEmma laughed and disclaimed. He continued,\n\n"Depend upon it, Elton will not do."\n'
+    )
+    assert texts_and_pairs(passage) == (  # one speaker going on: no pair
+        [
+            "Robert Martin has no great loss--if he can but think so; and I hope it will not be long before he does.",
+            "Depend upon it, Elton will not do.",
+        ],
+        0,
+    )
+    passage = (
+        "Not until Anne had finished her saucer of blue plums did Marilla say:\n\n"
+        '"Mrs. Barry was here this afternoon, Anne."\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Marilla"]
+
+
+def test_speech_a_verb_introduces_without_a_comma_is_speech():  # Alice, chapter 8
+    passage = (
+        "When the procession came opposite to Alice, they all stopped and looked\nat her, and the Queen said "
+        'severely "Who is this?" She said it to the\nKnave of Hearts, who only bowed and smiled in reply.\n\n'
+        "In a very short time the Queen was in a furious passion, and went stamping about, and\n"
+        'shouting "Off with his head!" or "Off with her head!" about once in a\nminute.\n'
+    )
+    assert texts(passage) == ["Who is this?", "Off with his head! Off with her head!"]
