@@ -62,7 +62,7 @@ PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 # A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
 NARRATION_SENTENCE = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}\s+[A-Z]")
-OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
+OPENERS_BEFORE = " \t\n([{—–-_‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
 # A turn longer than this goes on in a new utterance of the same turn, at a paragraph or quote
 # boundary: a reply answers the end of a long speech, and a training example holds about this much.

@@ -519,3 +519,16 @@ def test_speech_a_verb_introduces_without_a_comma_is_speech():  # Alice, chapter
         'shouting "Off with his head!" or "Off with her head!" about once in a\nminute.\n'
     )
     assert texts(passage) == ["Who is this?", "Off with his head! Off with her head!"]
+
+
+def test_a_quote_opened_inside_italics_is_speech():  # Winnie-the-Pooh, introduction
+    passage = (
+        "(_\"What does 'under the name' mean?\" asked Christopher Robin._\n\n"
+        '"_It means he had the name over the door in gold letters, and lived\nunder it._"\n\n'
+        '_"Winnie-the-Pooh wasn\'t quite sure," said Christopher Robin._\n'
+    )
+    assert [(u.text, u.speaker) for u in extract_utterances(passage)] == [
+        ("What does 'under the name' mean?", "Christopher Robin"),
+        ("_It means he had the name over the door in gold letters, and lived under it._", ""),
+        ("Winnie-the-Pooh wasn't quite sure", "Christopher Robin"),
+    ]
