@@ -62,7 +62,7 @@ PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 # A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
 NARRATION_SENTENCE = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}\s+[A-Z]")
-OPENERS_BEFORE = " \t\n([{—–-_‘“«»\"'"  # a straight quote after one of these opens a quotation
+OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
 # A turn longer than this goes on in a new utterance of the same turn, at a paragraph or quote
 # boundary: a reply answers the end of a long speech, and a training example holds about this much.
@@ -172,7 +172,8 @@ def _marks(text: str, start: int, end: int, quote: str) -> list[tuple[int, int]]
             marks.append((pos, CLOSE if after.isspace() else OPEN))
         elif single and before not in OPENERS_BEFORE and after.isalnum():
             continue  # don’t, Mr. E.’s
-        elif opener is None and before in OPENERS_BEFORE and not after.isspace():
+        elif opener is None and (before in OPENERS_BEFORE or before == "_" and not single) and not after.isspace():
+            # a straight double quote opened inside italics too: _"Now I am," said a growly voice._
             marks.append((pos, OPEN))
         elif not single:
             marks.append((pos, CLOSE))
@@ -480,9 +481,15 @@ def _play_speech(text: str, start: int, end: int, speaker: str) -> list[Speech]:
     return [Speech(start, end, speech, speaker, False, False)] if speech else []
 
 
-# Narration that ends by handing over to the quote in the next paragraph: "Emma continued:", "He
-# presently added, with a smile,", "She went on, however."
-HANDS_OVER = re.compile(rf"(?:[:,]|--|—|{RESUMES.pattern}(?:,\s*\w+)?\.)\s*$")
+# How narration that hands over to the next paragraph's quote ends: "She went on, however."
+RESUMED_SENTENCE_END = re.compile(rf"{RESUMES.pattern}(?:,\s*\w+)?\.$")
+
+
+def _hands_over(end: str) -> bool:
+    """True for the end of narration that hands over to a quote in the next paragraph: "Emma continued:",
+    "He presently added, with a smile,", "She went on, however."."""
+    end = end.rstrip()
+    return end.endswith((":", ",", "--", "—")) or end.endswith(".") and bool(RESUMED_SENTENCE_END.search(end))
 
 
 def _resumes(before: str, after: str) -> str:
@@ -532,7 +539,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         if not speeches and heading_speaker:  # the speech under a play's heading
             speeches = _play_speech(text, s, e, heading_speaker)
         heading_speaker = ""
-        if not speeches and HANDS_OVER.search(text, s, e):
+        if not speeches and _hands_over(text[max(s, e - 40) : e]):
             introduction = (i, text[s:e])
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
