@@ -6,7 +6,29 @@ conventions (no closing mark) the attribution is cut out of the speech itself.
 
 import re
 
-VERBS = (
+
+def alternation(words: str) -> str:
+    """A regex matching any of the "|"-separated words, as a trie ("sa(?:id|y(?:s)?)"): Python's re tries the
+    branches of a plain alternation one by one at every position, a trie only those sharing the first letters.
+    Where one word extends another ("cried", "cried out") the longer is tried first."""
+    trie: dict = {}
+    for word in words.split("|"):
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return f"(?:{pattern(trie)})"
+
+
+VERB_WORDS = (
     # English
     "said|says|say|asked|cried|replied|returned|answered|continued|added|exclaimed|observed|rejoined|"
     "remarked|whispered|shouted|called|repeated|resumed|interrupted|muttered|murmured|began|inquired|"
@@ -21,12 +43,13 @@ VERBS = (
     # German
     "sagte|fragte|rief|antwortete|dachte|meinte|schrie|flüsterte|erwiderte|fuhr fort"
 )
-TITLES = (
-    r"(?:Mr|Mrs|Miss|Ms|Dr|Lady|Sir|Lord|Uncle|Aunt|uncle|aunt|Father|Mother|Colonel|Captain"
-    r"|Madame|Monsieur|M|Mme|Herr|Frau)\.?"
+VERBS = alternation(VERB_WORDS)
+TITLES = alternation(
+    "Mr|Mrs|Miss|Ms|Dr|Lady|Sir|Lord|Uncle|Aunt|uncle|aunt|Father|Mother|Colonel|Captain|Madame|Monsieur|M|Mme|Herr|Frau"
 )
+TITLES += r"\.?"  # "Mr. Darcy", "Mrs Bennet"
 NAME = rf"(?:{TITLES}\s+(?:(?:van|von|de|der|du|di|da|la|le)\s+)*)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
-PRONOUN = r"(?:he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir)"
+PRONOUN = alternation("he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir")
 SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
@@ -39,7 +62,7 @@ ATTRIBUTION = re.compile(  # \b first: only word starts are tried (and "soon beg
 NEAR_ATTRIBUTION = re.compile(rf"[\s\S]{{0,40}}?(?:{ATTRIBUTION.pattern})")  # starting in the first 40 characters
 # Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, "
 INTRODUCTION = re.compile(
-    rf"\b(?:{VERBS}|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling)\b"
+    rf"\b{alternation(VERB_WORDS + '|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling')}\b"
     r"(?!\s+(?:his|her|their|its)\s)[^.!?]{0,45}$"  # but not "as he resumed his seat, "
 )
 # Narration that can trail an attribution: "dit le professeur, qui était un homme d'esprit."

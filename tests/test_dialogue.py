@@ -1,11 +1,12 @@
 """Extraction and pairing: passages of the real books pinned by hand, and the PDNC gold standard."""
 
+import re
 import statistics
 
 import pytest
 from conftest import GUTENBERG, PDNC
 
-from tasks.attribution import find_subject
+from tasks.attribution import VERB_WORDS, alternation, find_subject
 from tasks.dialogue import detect_convention, extract_utterances, split_paragraphs
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
@@ -532,3 +533,14 @@ def test_a_quote_opened_inside_italics_is_speech():  # Winnie-the-Pooh, introduc
         ("_It means he had the name over the door in gold letters, and lived under it._", ""),
         ("Winnie-the-Pooh wasn't quite sure", "Christopher Robin"),
     ]
+
+
+def test_the_verb_trie_matches_exactly_the_listed_words():
+    verbs = re.compile(alternation(VERB_WORDS))
+    words = VERB_WORDS.split("|")
+    assert all(verbs.fullmatch(word) for word in words)
+    # prefixes, extensions and near misses of listed words are not matched whole
+    assert not any(verbs.fullmatch(word) for word in ["sai", "saids", "cried ou", "cried outs", "went", "Said", ""])
+    # where one listed word extends another, the longer is taken
+    assert verbs.match("cried out loud").group() == "cried out"
+    assert verbs.match("says so").group() == "says"
