@@ -110,11 +110,6 @@ def find_subject(narration: str) -> str:
     return subject_of(match) if match else ""
 
 
-def find_speaker(narration: str) -> str:
-    """The name in an attribution at the start of the narration, else "" (pronouns are not names)."""
-    return name_in(find_subject(narration))
-
-
 # A sentence's end; "Mr. Jaggers" goes on with its sentence (checked after the mark: faster)
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
 SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’]?\s")
@@ -143,9 +138,14 @@ def subject_before(narration: str) -> str:
     return actor_of(sentence) if whole and INTRODUCTION.search(sentence) else ""
 
 
-def speaker_before(narration: str) -> str:
-    """The name in an attribution that leads into a quote, else ""."""
-    return name_in(subject_before(narration))
+def attribute(after: str, lead_in: str) -> tuple[str, str]:
+    """(speaker, subject) of a quote from the attribution after it ("said Elizabeth", "she said") or the
+    one leading into it ("and Rabbit said "): the name ("" for a pronoun), and whom it names, pronouns too."""
+    subject = find_subject(after)
+    if speaker := name_in(subject):
+        return speaker, subject
+    lead_subject = subject_before(lead_in)
+    return name_in(lead_subject), subject or lead_subject
 
 
 # The subject of a sentence of action before a quote ("After a pause, Lord Henry pulled out his watch.").

@@ -30,11 +30,10 @@ from tasks.attribution import (
     SUBJECT,
     VERBS,
     actor_of,
+    attribute,
     beat_speaker,
     cut_incises,
-    find_speaker,
     find_subject,
-    speaker_before,
     subject_before,
     subject_of,
 )
@@ -273,6 +272,7 @@ class Speech(NamedTuple):
     new_turn: bool  # someone else speaks than in the speech before it in this paragraph
     resumes: str = ""  # "before" or "after" the speech, an attribution with "went on", "continued", "added"
     said: bool = False  # the speaker is named by an attribution ("said Alice"), not guessed from narration
+    subject: str = ""  # whom the attribution names, a pronoun too ("she")
 
 
 def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> list[tuple[list[tuple[int, int]], bool]]:
@@ -458,13 +458,15 @@ def _speeches_of_paragraph(
                 if k == 0 and not lead_in.strip():
                     lead_in = introduction
                 before = lead_in[-60:] + " "
-                speaker = find_speaker(after) or speaker_before(lead_in)
+                speaker, subject = attribute(after, lead_in)
                 said = bool(speaker)
                 if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
                     speaker = beat_speaker(lead_in)
                 words = _clean([text[a:b] for a, b in group])
                 resumes = _resumes(before, after)
-                speeches.append(Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes, said))
+                speeches.append(
+                    Speech(group[0][0], group[-1][1], words, speaker, goes_on, new_turn, resumes, said, subject)
+                )
         return speeches
     head = text[s:e]
     if conv.dashes and (dash := DASH_OPENER.match(head)):
@@ -501,13 +503,15 @@ def _resumes(before: str, after: str) -> str:
     return "after" if said and not re.search(r"[.!?]", after[: said.start()]) else ""
 
 
-def _takes_up_again(last: Utterance, speech: Speech, paragraph: int, scene: int) -> bool:
+def _takes_up_again(last: Utterance, last_subject: str, speech: Speech, paragraph: int, scene: int) -> bool:
     """True when the last speaker goes on after some narration: the text names them again ("said
     Jane." ... "said Jane."), or says so after a paragraph of narration ("she went on")."""
     if last.scene != scene or speech.start - last.end > SAME_TURN_GAP:
         return False
     if speech.speaker and last.speaker:
         return speech.speaker == last.speaker
+    if {speech.subject.lower(), last_subject.lower()} == {"he", "she"}:
+        return False  # "...," he said. ... She went on, "...": her own earlier speech, not his
     # "After a pause, her companion added, "...": the one who spoke last; but "...," he went on, right
     # after someone's reply, takes up his own earlier speech, so only after a paragraph of narration.
     return speech.resumes == "before" or speech.resumes == "after" and last.paragraph < paragraph - 1
@@ -522,7 +526,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     blocks_are_rare = sum(indented) < 0.2 * len(paragraphs)
     letters = letter_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
-    scene, turn, heading_speaker, last_said = 0, 0, "", False
+    scene, turn, heading_speaker, last_said, last_subject = 0, 0, "", False, ""
     introduction = (-1, "")  # (paragraph, its text): narration that hands over to the next paragraph's quote
     for i, (s, e) in enumerate(paragraphs):
         if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
@@ -544,10 +548,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))
-            same_turn = same_speech or (k == 0 and last is not None and _takes_up_again(last, sp, i, scene))
+            same_turn = same_speech or (
+                k == 0 and last is not None and _takes_up_again(last, last_subject, sp, i, scene)
+            )
             # "said Alice." ... "said Alice.": the text names her again, so it is the same speech
             same_speech = same_speech or same_turn and sp.said and last_said and sp.speaker == last.speaker
             turn += not same_turn
+            last_subject = last_subject or sp.subject if same_speech else sp.subject
             if same_speech and len(last.text) < MAX_UTTERANCE:
                 last_said = last_said if last.speaker else sp.said
                 text_so_far = f"{last.text} {sp.text}"

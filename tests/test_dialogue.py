@@ -544,3 +544,14 @@ def test_the_verb_trie_matches_exactly_the_listed_words():
     # where one listed word extends another, the longer is taken
     assert verbs.match("cried out loud").group() == "cried out"
     assert verbs.match("says so").group() == "says"
+
+
+def test_he_going_on_after_her_speech_answers_her():  # Pride and Prejudice, chapter 47
+    passage = (
+        '"If I had been able," said she, "to carry my point of going to Brighton,\nwith all my family, _this_ '
+        'would not have happened."\n\nThey all exclaimed against such terrific ideas; and Mr. Gardiner, after\n'
+        "general assurances of his affection for her and all her family, told\nher that he meant to be in London "
+        'the very next day.\n\n"Do not give way to useless alarm," added he, "though it is right to be\nprepared '
+        'for the worst."\n'
+    )
+    assert texts_and_pairs(passage)[1] == 1  # "added he": his own speech goes on, in answer to hers
