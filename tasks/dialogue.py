@@ -54,7 +54,8 @@ SALUTATION = re.compile(
     r"^\W{0,2}(?:My\s+|MY\s+)?(?:Dear|DEAR|Dearest|DEAREST|Darling)\b[^.!?\n]{0,40},\W{0,2}\s*$", re.MULTILINE
 )
 VALEDICTION = re.compile(
-    r"\W{0,2}(?:Yours|YOURS|Your\s+(?:\w+\s+){0,2}\w+,|Ever\s+your|Believe\s+me|Affectionately|Sincerely|Faithfully)\b"
+    r"\W{0,2}(?:(?:Yours|YOURS|Ever\s+your|Believe\s+me|Affectionately|Sincerely|Faithfully)\b"
+    r"|Your\s+(?:\w+\s+){0,3}\w+,)"  # "Your obliged and affectionate Son,"
 )
 DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")

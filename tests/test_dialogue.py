@@ -251,6 +251,14 @@ def test_a_letter_quoted_in_full_is_not_talk():  # A Room with a View, chapter 1
         '"Emerson\'s a common enough name," Lucy remarked.\n'
     )
     assert texts(passage) == ["Emerson's a common enough name"]
+    passage = (  # Emma, chapter 50: a valediction of several words
+        "                                                       WINDSOR-JULY.\nMY DEAR MADAM,\n\n"
+        '"If I made myself intelligible yesterday, this letter will be\nexpected; but I am quite of your '
+        'opinion.--Miss\nW. calls me the child of good fortune. I hope she is right."\n\n'
+        '                    "Your obliged and affectionate Son,\n\n'
+        '                                                 "F. C. WESTON CHURCHILL."\n'
+    )
+    assert texts(passage) == []
     # no valediction: talk that opens with "My dear," is not a letter
     assert texts('"My dear,"\n\n"Is it you, Jane?"\n\n"It is," said Jane.\n') == [
         "My dear",
