@@ -76,8 +76,19 @@ NOT_NAMES = set(
     "After When As If So Now Yet Still At In On For With Without Before While Although Though Here What How Why "
     "Where Who All One Some His Her My Your Our Their Its No Yes Oh Nobody Everybody Somebody Everyone Someone "
     "Nothing Something Everything Suddenly Presently Perhaps Meanwhile Indeed However Instead Only Just Even "
-    "Again Once Soon Thus Hence Finally Nevertheless To First Sometimes Later Afterwards Next Last Besides".split()
+    "Again Once Soon Thus Hence Finally Nevertheless To First Sometimes Later Afterwards Next Last Besides "
+    # interjections, which open speeches the way names are called ("Well, ...", "Hallo, ...")
+    "Well Ah Aha Oho Alas Hallo Hullo Hello Wow Hush Aye Nay Bah Pshaw Hurrah Hey Ha Hum Humph Eh Ahem".split()
 )
+
+
+# A name the speaker calls someone by: "Oh, Marilla,", "Yes, Lizzy.", "Mr. Darcy, I"
+VOCATIVE = re.compile(rf"(?:^|[,;]\s+)({NAME})(?=\s*(?:[,.!?;]|--))")
+
+
+def addressees(speech: str) -> set[str]:
+    """The names a speech calls someone by ("Oh, Marilla, say those blessed words again")."""
+    return {name for match in VOCATIVE.finditer(speech) if (name := name_in(match.group(1)))}
 
 
 # A character the book names by a capitalised description: "the Dormouse", "the Jew".

@@ -30,6 +30,7 @@ from tasks.attribution import (
     SUBJECT,
     VERBS,
     actor_of,
+    addressees,
     attribute,
     beat_speaker,
     cut_incises,
@@ -456,13 +457,14 @@ def _speeches_of_paragraph(
                 next_quote = next((a - 1 for a, _ in parts if a > group[0][1]), e)
                 after = text[group[0][1] + 1 : min(next_quote, group[0][1] + 160)]
                 lead_in = text[s : group[0][0] - 1]  # the paragraph up to the opening mark
-                if k == 0 and not lead_in.strip():
+                opens_paragraph = k == 0 and not lead_in.strip()
+                if opens_paragraph:
                     lead_in = introduction
                 before = lead_in[-60:] + " "
                 speaker, subject = attribute(after, lead_in)
                 said = bool(speaker)
-                if not speaker and k == 0 and not _is_quoted_word(text, group[0][0], group[0][1]):
-                    speaker = beat_speaker(lead_in)
+                if not speaker and k == 0 and not opens_paragraph and not _is_quoted_word(text, *group[0]):
+                    speaker = beat_speaker(lead_in)  # the paragraph's own action beat, not the one before
                 words = _clean([text[a:b] for a, b in group])
                 resumes = _resumes(before, after)
                 speeches.append(
@@ -504,18 +506,25 @@ def _resumes(before: str, after: str) -> str:
     return "after" if said and not re.search(r"[.!?]", after[: said.start()]) else ""
 
 
-def _takes_up_again(last: Utterance, last_subject: str, speech: Speech, paragraph: int, scene: int) -> bool:
+def _takes_up_again(
+    last: Utterance, last_subject: str, speech: Speech, paragraph: int, scene: int, speakers: set[str]
+) -> bool:
     """True when the last speaker goes on after some narration: the text names them again ("said
-    Jane." ... "said Jane."), or says so after a paragraph of narration ("she went on")."""
+    Jane." ... "said Jane."), says so after a paragraph of narration ("she went on"), or both
+    speeches call the same character by name across it. speakers: the names the text gave speakers so far."""
     if last.scene != scene or speech.start - last.end > SAME_TURN_GAP:
         return False
     if speech.speaker and last.speaker:
         return speech.speaker == last.speaker
     if {speech.subject.lower(), last_subject.lower()} == {"he", "she"}:
         return False  # "...," he said. ... She went on, "...": her own earlier speech, not his
+    after_narration = last.paragraph < paragraph - 1
+    called = addressees(speech.text) if after_narration else set()
+    if last.speaker not in called and called & addressees(last.text):
+        return True  # "Oh, Marilla, ..." / a paragraph / "... Marilla.": one speaker going on
     # "After a pause, her companion added, "...": the one who spoke last; but "...," he went on, right
     # after someone's reply, takes up his own earlier speech, so only after a paragraph of narration.
-    return speech.resumes == "before" or speech.resumes == "after" and last.paragraph < paragraph - 1
+    return speech.resumes == "before" or speech.resumes == "after" and after_narration
 
 
 def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
@@ -528,6 +537,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     letters = letter_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
     scene, turn, heading_speaker, last_said, last_subject = 0, 0, "", False, ""
+    speakers: set[str] = set()  # the names the text has given speakers so far
     introduction = (-1, "")  # (paragraph, its text): narration that hands over to the next paragraph's quote
     for i, (s, e) in enumerate(paragraphs):
         if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
@@ -550,12 +560,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))
             same_turn = same_speech or (
-                k == 0 and last is not None and _takes_up_again(last, last_subject, sp, i, scene)
+                k == 0 and last is not None and _takes_up_again(last, last_subject, sp, i, scene, speakers)
             )
             # "said Alice." ... "said Alice.": the text names her again, so it is the same speech
             same_speech = same_speech or same_turn and sp.said and last_said and sp.speaker == last.speaker
             turn += not same_turn
             last_subject = last_subject or sp.subject if same_speech else sp.subject
+            speakers.add(sp.speaker)
             if same_speech and len(last.text) < MAX_UTTERANCE:
                 last_said = last_said if last.speaker else sp.said
                 text_so_far = f"{last.text} {sp.text}"

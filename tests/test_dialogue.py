@@ -563,3 +563,16 @@ def test_he_going_on_after_her_speech_answers_her():  # Pride and Prejudice, cha
         'for the worst."\n'
     )
     assert texts_and_pairs(passage)[1] == 1  # "added he": his own speech goes on, in answer to hers
+
+
+def test_calling_the_same_person_by_name_across_narration_is_one_speaker():  # Oliver Twist, chapter 17
+    passage = (
+        '"Ah! You may well sigh, Mrs. Mann!" said the beadle.\n\nFinding she had done right, Mrs. Mann sighed '
+        "again: evidently to the\nsatisfaction of the public character: who, repressing a complacent\nsmile by "
+        'looking sternly at his cocked hat, said,\n\n"Mrs. Mann, I am going to London."\n\n'
+        '"Lauk, Mr. Bumble!" cried Mrs. Mann, starting back.\n'
+    )
+    assert texts_and_pairs(passage) == (
+        ["Ah! You may well sigh, Mrs. Mann!", "Mrs. Mann, I am going to London.", "Lauk, Mr. Bumble!"],
+        1,  # only Mrs. Mann's reply to the beadle
+    )
