@@ -82,13 +82,16 @@ NOT_NAMES = set(
 )
 
 
-# A name the speaker calls someone by: "Oh, Marilla,", "Yes, Lizzy.", "Mr. Darcy, I"
-VOCATIVE = re.compile(rf"(?:^|[,;]\s+)({NAME})(?=\s*(?:[,.!?;]|--))")
+# A name the speaker calls someone by, opening the speech or after a comma: "Mr. Darcy, I", "Oh, Marilla,"
+CALLED = rf"({NAME})(?=\s*(?:[,.!?;]|--))"
+OPENING_VOCATIVE = re.compile(CALLED)
+VOCATIVE = re.compile(rf"[,;]\s+{CALLED}")  # starts with a comma: re scans for one fast
 
 
 def addressees(speech: str) -> set[str]:
     """The names a speech calls someone by ("Oh, Marilla, say those blessed words again")."""
-    return {name for match in VOCATIVE.finditer(speech) if (name := name_in(match.group(1)))}
+    found = [m.group(1) for m in (OPENING_VOCATIVE.match(speech), *VOCATIVE.finditer(speech)) if m]
+    return {name for called in found if (name := name_in(called))}
 
 
 # A character the book names by a capitalised description: "the Dormouse", "the Jew".

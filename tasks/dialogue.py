@@ -520,7 +520,7 @@ def _takes_up_again(
         return False  # "...," he said. ... She went on, "...": her own earlier speech, not his
     after_narration = last.paragraph < paragraph - 1
     called = addressees(speech.text) if after_narration else set()
-    if last.speaker not in called and called & addressees(last.text):
+    if called and last.speaker not in called and called & addressees(last.text):
         return True  # "Oh, Marilla, ..." / a paragraph / "... Marilla.": one speaker going on
     # "After a pause, her companion added, "...": the one who spoke last; but "...," he went on, right
     # after someone's reply, takes up his own earlier speech, so only after a paragraph of narration.
