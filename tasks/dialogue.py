@@ -491,8 +491,8 @@ RESUMED_SENTENCE_END = re.compile(rf"{RESUMES.pattern}(?:,\s*\w+)?\.$")
 
 
 def _hands_over(end: str) -> bool:
-    """True for the end of narration that hands over to a quote in the next paragraph: "Emma continued:",
-    "He presently added, with a smile,", "She went on, however."."""
+    """True for the end of narration that hands over to a quote in the next paragraph ("Emma continued:",
+    "He presently added, with a smile,", "She went on, however.")."""
     end = end.rstrip()
     return end.endswith((":", ",", "--", "—")) or end.endswith(".") and bool(RESUMED_SENTENCE_END.search(end))
 
@@ -506,12 +506,10 @@ def _resumes(before: str, after: str) -> str:
     return "after" if said and not re.search(r"[.!?]", after[: said.start()]) else ""
 
 
-def _takes_up_again(
-    last: Utterance, last_subject: str, speech: Speech, paragraph: int, scene: int, speakers: set[str]
-) -> bool:
+def _takes_up_again(last: Utterance, last_subject: str, speech: Speech, paragraph: int, scene: int) -> bool:
     """True when the last speaker goes on after some narration: the text names them again ("said
     Jane." ... "said Jane."), says so after a paragraph of narration ("she went on"), or both
-    speeches call the same character by name across it. speakers: the names the text gave speakers so far."""
+    speeches call the same person by name across it. last_subject: whom the last one's attribution names."""
     if last.scene != scene or speech.start - last.end > SAME_TURN_GAP:
         return False
     if speech.speaker and last.speaker:
@@ -537,7 +535,6 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     letters = letter_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
     scene, turn, heading_speaker, last_said, last_subject = 0, 0, "", False, ""
-    speakers: set[str] = set()  # the names the text has given speakers so far
     introduction = (-1, "")  # (paragraph, its text): narration that hands over to the next paragraph's quote
     for i, (s, e) in enumerate(paragraphs):
         if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
@@ -560,13 +557,12 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))
             same_turn = same_speech or (
-                k == 0 and last is not None and _takes_up_again(last, last_subject, sp, i, scene, speakers)
+                k == 0 and last is not None and _takes_up_again(last, last_subject, sp, i, scene)
             )
             # "said Alice." ... "said Alice.": the text names her again, so it is the same speech
             same_speech = same_speech or same_turn and sp.said and last_said and sp.speaker == last.speaker
             turn += not same_turn
             last_subject = last_subject or sp.subject if same_speech else sp.subject
-            speakers.add(sp.speaker)
             if same_speech and len(last.text) < MAX_UTTERANCE:
                 last_said = last_said if last.speaker else sp.said
                 text_so_far = f"{last.text} {sp.text}"
