@@ -7,7 +7,8 @@ or a play's "NAME." headings. Within one paragraph, one speaker's quoted parts m
 utterance (attribution and narration between them removed); a paragraph that leaves its quote
 open and is followed by one that opens again continues the same speech. A speaker an attribution
 names again after some narration ("said Alice." ... "said Alice.") goes on with the same speech; one
-the text says goes on ("she added") takes up the same turn in a new utterance; a speech longer than
+the text says goes on ("she added", or a paragraph "He continued,"), or who calls the same person by
+name across narration, takes up the same turn in a new utterance; a speech longer than
 MAX_UTTERANCE goes on in further utterances of its turn.
 Letters, songs and poems (quoted or set off by indentation), words only written or meant, and
 words the narrator quotes are not speech; the narrator's stage directions inside a speech
