@@ -572,7 +572,11 @@ def test_calling_the_same_person_by_name_across_narration_is_one_speaker():  # O
         'looking sternly at his cocked hat, said,\n\n"Mrs. Mann, I am going to London."\n\n'
         '"Lauk, Mr. Bumble!" cried Mrs. Mann, starting back.\n'
     )
-    assert texts_and_pairs(passage) == (
-        ["Ah! You may well sigh, Mrs. Mann!", "Mrs. Mann, I am going to London.", "Lauk, Mr. Bumble!"],
-        1,  # only Mrs. Mann's reply to the beadle
-    )
+    utterances = extract_utterances(passage)
+    assert [u.text for u in utterances] == [
+        "Ah! You may well sigh, Mrs. Mann!",
+        "Mrs. Mann, I am going to London.",
+        "Lauk, Mr. Bumble!",
+    ]
+    pairs = pair_utterances(utterances)  # only Mrs. Mann's reply to the beadle
+    assert [(p.prompt, p.response) for p in pairs] == [("Mrs. Mann, I am going to London.", "Lauk, Mr. Bumble!")]
