@@ -9,10 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
-from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from, read_prompts
+from tasks.config import ChatConfig, CorpusConfig, ServeConfig, TrainConfig, config_from, read_prompts
 from tasks.errors import AuthorbotError, ExtractionError
 
-C, T, S = CorpusConfig, TrainConfig, ChatConfig
+C, T, S, V = CorpusConfig, TrainConfig, ChatConfig, ServeConfig
 
 
 def _environment() -> None:
@@ -129,14 +129,20 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool) -> None:
-    parser.add_argument(
-        "--prompts", type=Path, help="test prompts, one per line, for the transcript (chat: printed instead of a talk)"
-    )
-    parser.add_argument("--temperature", type=float, default=S.temperature, help="default %(default)s")
+def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool, prompts: bool = True) -> None:
+    if prompts:
+        parser.add_argument(
+            "--prompts",
+            type=Path,
+            help="test prompts, one per line, for the transcript (chat: printed instead of a talk)",
+        )
+    parser.add_argument("--temperature", type=float, default=S.temperature, help="default %(default)s (0: greedy)")
     parser.add_argument("--top-k", type=int, default=S.top_k, help="default %(default)s (0: off)")
     parser.add_argument("--top-p", type=float, default=S.top_p, help="default %(default)s")
     parser.add_argument("--repetition-penalty", type=float, default=S.repetition_penalty, help="default %(default)s")
+    parser.add_argument(
+        "--no-repeat-ngram", type=int, default=S.no_repeat_ngram, help="a reply never repeats its n-grams (0: off)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=S.max_new_tokens, help="default %(default)s")
     if seed:
         parser.add_argument("--seed", type=int, default=S.seed, help="sampling seed (default %(default)s)")
@@ -177,6 +183,14 @@ def cmd_chat(args: argparse.Namespace) -> None:
     from tasks.chat import chat
 
     chat(args.model_dir, cfg, args.prompts)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    defaults = config_from(ChatConfig, vars(args))
+    cfg = config_from(ServeConfig, vars(args), api_key=args.api_key or os.environ.get("AUTHORBOT_API_KEY", ""))
+    from flows.serve import serve
+
+    serve(args.model_dir, cfg, defaults)
 
 
 def _read_book_file(path: Path) -> str:
@@ -228,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("model_dir", type=Path, help="a model directory, e.g. DIR/model from authorbot run")
     _add_chat_flags(chat, seed=True)
     chat.set_defaults(run=cmd_chat)
+    serve = commands.add_parser("serve", help="serve a trained model: a chat page and an OpenAI-compatible API")
+    serve.add_argument("model_dir", type=Path, help="a model directory, e.g. DIR/model from authorbot run")
+    serve.add_argument("--host", default=V.host, help="address to listen on (default %(default)s: this machine only)")
+    serve.add_argument("--port", type=int, default=V.port, help="default %(default)s")
+    serve.add_argument(
+        "--api-key", default=V.api_key, help="require 'Authorization: Bearer KEY' (or $AUTHORBOT_API_KEY)"
+    )
+    serve.add_argument("--cors", default=V.cors, metavar="ORIGIN", help="let pages from this origin call the API")
+    serve.add_argument("--queue-size", type=int, default=V.queue_size, help="requests at once (%(default)s)")
+    _add_chat_flags(serve, seed=True, prompts=False)
+    serve.set_defaults(run=cmd_serve)
     extract = commands.add_parser("extract", help="print the utterances of a text file as JSON lines")
     extract.add_argument("file", type=Path)
     extract.set_defaults(run=cmd_extract)

@@ -63,6 +63,7 @@ def finetune(
     top_k: int = S.top_k,
     top_p: float = S.top_p,
     repetition_penalty: float = S.repetition_penalty,
+    no_repeat_ngram: int = S.no_repeat_ngram,
     max_new_tokens: int = S.max_new_tokens,
     seed: int = C.seed,
 ) -> Path:

@@ -7,16 +7,16 @@ it too, so the model's next turn is the bot's.
 
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-import tensorflow as tf
+import numpy as np
 from prefect import task
-from transformers.generation.tf_logits_process import TFLogitsProcessorList, TFRepetitionPenaltyLogitsProcessor
 
 from tasks.config import ChatConfig, read_prompts
+from tasks.decode import Decoder
 from tasks.model import check_model_dir, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -31,22 +31,20 @@ class Bot:
         check_model_dir(model_dir)  # before the tokenizer, whose error would be less to the point
         self.tokenizer = load_tokenizer(str(model_dir))
         self.model = load_model(str(model_dir), self.tokenizer)
+        self.decoder = Decoder(self.model, self.tokenizer.eos_token_id)
         self.cfg, self.model_dir = cfg, model_dir
         self.history: list[str] = []
         self.turns = 0  # replies so far: varies the sampling seed from turn to turn, reproducibly
-        self._generate = tf.function(self.model.generate, jit_compile=True)
-        eot = self.tokenizer.eos_token_id
-        self._penalty = TFLogitsProcessorList([TurnRepetitionPenalty(cfg.repetition_penalty, eot)])
 
     def reset(self) -> None:
         self.history.clear()
 
-    def context(self) -> list[int]:
+    def context(self, history: Sequence[str], max_new_tokens: int) -> list[int]:
         """The latest turns that fit in the context beside a full-length reply, each ended by <|endoftext|>."""
         eot = self.tokenizer.eos_token_id
-        budget = self.model.config.n_positions - self.cfg.max_new_tokens
+        budget = self.model.config.n_positions - max_new_tokens
         ids: list[int] = []
-        for turn in reversed(self.history):
+        for turn in reversed(history):
             turn_ids = self.tokenizer.encode(turn) + [eot]
             if len(ids) + len(turn_ids) > budget:
                 if not ids:  # one turn longer than the context: keep its end
@@ -55,50 +53,56 @@ class Bot:
             ids = turn_ids + ids
         return ids
 
-    def generate(self, context: list[int]) -> list[int]:
-        """Sampled token ids after the context, up to (not including) the end of the bot's turn.
-        XLA-compiled, 4-5x faster than eager on a CPU; contexts are left-padded to 64, 128, 256 ...
-        tokens, so that a whole conversation compiles a few shapes, not one per length."""
-        c, eot = self.cfg, self.tokenizer.eos_token_id
-        width = min(max(64, 1 << (len(context) - 1).bit_length()), self.model.config.n_positions - c.max_new_tokens)
-        pad = width - len(context)
-        out = self._generate(
-            tf.constant([[eot] * pad + context]),
-            attention_mask=tf.constant([[0] * pad + [1] * len(context)]),
-            do_sample=True,
-            temperature=c.temperature,
-            top_k=c.top_k,
-            top_p=c.top_p,
-            logits_processor=self._penalty,
-            max_new_tokens=c.max_new_tokens,
-            eos_token_id=eot,
-            pad_token_id=eot,
-            seed=tf.constant([c.seed, self.turns]),  # a tensor: a new Python value would recompile
-        )
-        self.turns += 1
-        new = out[0, width:].numpy().tolist()
-        return new[: new.index(eot)] if eot in new else new
+    def stream(
+        self, history: Sequence[str], cfg: ChatConfig, rng: np.random.Generator, logit_bias: dict | None = None
+    ) -> "Reply":
+        """The bot's next turn after these turns, sampled as it is read."""
+        context = self.context(history, cfg.max_new_tokens)
+        return Reply(self.decoder.sample(context, cfg, rng, logit_bias), self.tokenizer, len(context))
 
-    def reply(self, text: str) -> str:
-        """The bot's answer to one line, added to the history with it."""
+    def reply(self, text: str, show: TextIO | None = None) -> str:
+        """The bot's answer to one line, added to the history with it; show: where to print it as it comes."""
         self.history.append(text)
-        answer = " ".join(self.tokenizer.decode(self.generate(self.context())).split())  # one line
+        rng = np.random.default_rng([self.cfg.seed, self.turns])  # the same seed and history, the same replies
+        self.turns += 1
+        pieces = []
+        for piece in self.stream(self.history, self.cfg, rng):
+            pieces.append(piece)
+            if show is not None:
+                print(" ".join(piece.split("\n")), end="", file=show, flush=True)
+        answer = " ".join("".join(pieces).split())  # one line
         self.history.append(answer)
         return answer
 
 
-class TurnRepetitionPenalty(TFRepetitionPenaltyLogitsProcessor):
-    """Hugging Face's repetition penalty, but never on <|endoftext|>: it separates the turns of
-    every context, so penalising it would keep the bot from ending its turn."""
+class Reply:
+    """A reply as it is sampled: iterating gives it piece by piece; afterwards `finish_reason` says why it
+    ended ("stop": the bot ended its turn, "length": max_new_tokens) and `tokens` holds its token ids."""
 
-    def __init__(self, penalty: float, eot: int) -> None:
-        super().__init__(penalty)
-        self.eot = eot
+    def __init__(self, ids: Iterator[int], tokenizer, prompt_tokens: int) -> None:
+        self._ids, self._tokenizer, self.prompt_tokens = ids, tokenizer, prompt_tokens
+        self.tokens: list[int] = []
+        self.finish_reason = ""
 
-    def __call__(self, input_ids: tf.Tensor, scores: tf.Tensor, cur_len: int) -> tf.Tensor:
-        penalised = super().__call__(input_ids, scores, cur_len)
-        is_eot = tf.range(scores.shape[-1]) == self.eot
-        return tf.where(is_eot[None, :], scores, penalised)
+    def __iter__(self) -> Iterator[str]:
+        sent = ""
+        self.finish_reason = "length"
+        for token in self._ids:
+            if token == self._tokenizer.eos_token_id:
+                self.finish_reason = "stop"
+                break
+            self.tokens.append(token)
+            text = self._tokenizer.decode(self.tokens).lstrip()
+            if len(text) > len(sent) and not text.endswith("\ufffd"):  # not half of a character
+                yield text[len(sent) :]
+                sent = text
+        text = self._tokenizer.decode(self.tokens).lstrip()
+        if len(text) > len(sent):
+            yield text[len(sent) :]
+
+    def close(self) -> None:
+        """Stop sampling (a client went away)."""
+        self._ids.close()
 
 
 def transcript_markdown(bot: Bot, prompts: Sequence[str], model_dir: Path) -> str:
@@ -112,8 +116,9 @@ def transcript_markdown(bot: Bot, prompts: Sequence[str], model_dir: Path) -> st
 
 
 def converse(bot: Bot, lines: Iterable[str], out: TextIO, interactive: bool) -> None:
-    """Answer each line. Interactive: prompts and commands. Piped: exactly one output line per
-    input line, so scripts can read replies in step (a blank line gets a blank line)."""
+    """Answer each line. Interactive: prompts and commands, replies printed as they are sampled.
+    Piped: exactly one output line per input line, so scripts can read replies in step (a blank
+    line gets a blank line)."""
     if interactive:
         print(f"Talking to {bot.model_dir}; {COMMANDS}.", file=out)
         print("you> ", end="", file=out, flush=True)
@@ -123,15 +128,15 @@ def converse(bot: Bot, lines: Iterable[str], out: TextIO, interactive: bool) -> 
             break
         if text == "/reset":
             bot.reset()
-            answer = "(conversation forgotten)"
-        else:
-            answer = bot.reply(text) if text else ""
+            print("(conversation forgotten)", file=out, flush=True)
+        elif interactive and text:
+            print("bot> ", end="", file=out, flush=True)
+            bot.reply(text, show=out)
+            print(file=out)
+        elif not interactive:
+            print(bot.reply(text) if text else "", file=out, flush=True)
         if interactive:
-            if text:
-                print(f"bot> {answer}", file=out)
             print("you> ", end="", file=out, flush=True)
-        else:
-            print(answer, file=out, flush=True)
     if interactive:
         print(file=out)
 

@@ -125,22 +125,41 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ChatConfig:
-    temperature: float = 0.8  # below 1 is more predictable, above 1 more surprising
+    temperature: float = 0.8  # below 1 is more predictable, above 1 more surprising; 0 always takes the likeliest
     top_k: int = 50  # sample from the k likeliest tokens (0: all)
     top_p: float = 0.95  # ... and from the smallest set holding this much probability
     repetition_penalty: float = 1.2  # above 1 discourages repeating tokens already in the context
+    no_repeat_ngram: int = 3  # a reply never repeats one of its own n-grams of this many tokens (0: off)
     max_new_tokens: int = 60  # longest reply, in tokens
     seed: int = 0  # the same seed and history give the same replies
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ConfigError(f"--temperature {self.temperature!r}: must be above 0")
+        _at_least(self.temperature, 0, "--temperature")
         _at_least(self.top_k, 0, "--top-k")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"--top-p {self.top_p!r}: must be in (0, 1]")
         if self.repetition_penalty < 1:
             raise ConfigError(f"--repetition-penalty {self.repetition_penalty!r}: must be at least 1")
         _at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        if self.no_repeat_ngram == 1:
+            raise ConfigError("--no-repeat-ngram 1: would forbid any token twice; use 2 or more, or 0 for off")
+        _at_least(self.no_repeat_ngram, 0, "--no-repeat-ngram")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"  # only this machine; 0.0.0.0 makes the bot reachable from the network
+    port: int = 8000
+    api_key: str = ""  # when set, the API needs "Authorization: Bearer KEY" (or set $AUTHORBOT_API_KEY)
+    cors: str = ""  # one origin whose pages may call the API (CORS off when empty)
+    queue_size: int = 16  # requests being answered or waiting; one more gets 503 and Retry-After
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"--port {self.port}: must be between 1 and 65535")
+        _at_least(self.queue_size, 1, "--queue-size")
+        if self.cors and not self.cors.startswith(("http://", "https://")):
+            raise ConfigError(f"--cors {self.cors!r}: give an origin like http://localhost:3000")
 
 
 def config_from(cls: type, values: dict, **overrides):

@@ -20,6 +20,7 @@ import requests
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GUTENBERG = SHARED / "gutenberg"
 PDNC = SHARED / "pdnc"
+TOKENIZER = str(SHARED / "gpt2-tokenizer")
 
 # Prefect keeps results under PREFECT_HOME even inside its test harness: keep ours out of ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="authorbot-prefect-")
@@ -122,6 +123,38 @@ def mirror():
     server = Mirror(GUTENBERG)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """Pride and Prejudice's checked pairs as a DATASET table, built by the plain functions."""
+    import dataclasses
+
+    import pandas as pd
+
+    from tasks.dialogue import extract_utterances
+    from tasks.gutenberg import decode_text, strip_boilerplate
+    from tasks.pairing import pair_utterances
+    from tasks.tables import DATASET, write_table
+    from tasks.validate import validate_pairs
+
+    raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
+    pairs = pair_utterances(extract_utterances(strip_boilerplate(decode_text(raw, "utf-8", "pg1342")), 1342))
+    frame = pd.DataFrame([dataclasses.asdict(p) for p in pairs])
+    data, _ = validate_pairs(frame, {1342: "Pride and Prejudice"}, 0.1, 0, 50)
+    path = tmp_path_factory.mktemp("dataset") / "books-1342.parquet"
+    write_table(data, path, DATASET)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(dataset, tmp_path_factory) -> Path:
+    """A scratch:tiny bot after one epoch on 300 of Pride and Prejudice's pairs: its model folder."""
+    from tasks.config import TrainConfig
+    from tasks.train import train_model
+
+    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=1, max_pairs=300)
+    return train_model(dataset, cfg, tmp_path_factory.mktemp("tiny-run") / "austen")
 
 
 @pytest.fixture(scope="session")

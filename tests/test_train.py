@@ -7,38 +7,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GUTENBERG, SHARED
+from conftest import TOKENIZER
 
 from tasks.chat import Bot, converse
 from tasks.config import ChatConfig, TrainConfig, read_prompts
-from tasks.dialogue import extract_utterances
 from tasks.errors import ConfigError, ModelNotFound
 from tasks.examples import batches, encode_pairs, epoch_rows, pack_rows
-from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.model import load_model, load_tokenizer
-from tasks.pairing import pair_utterances
-from tasks.tables import DATASET, write_table
 from tasks.train import train_model
-from tasks.validate import validate_pairs
-
-TOKENIZER = str(SHARED / "gpt2-tokenizer")
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer(TOKENIZER)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """Pride and Prejudice's checked pairs as a DATASET table, built by the plain functions."""
-    raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
-    pairs = pair_utterances(extract_utterances(strip_boilerplate(decode_text(raw, "utf-8", "pg1342")), 1342))
-    frame = pd.DataFrame([dataclasses.asdict(p) for p in pairs])
-    data, _ = validate_pairs(frame, {1342: "Pride and Prejudice"}, 0.1, 0, 50)
-    path = tmp_path_factory.mktemp("dataset") / "books-1342.parquet"
-    write_table(data, path, DATASET)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +124,9 @@ def test_chat_replies_one_line_per_input_line_and_forgets_on_reset(trained):
 def test_history_keeps_the_latest_turns_that_fit(trained):
     bot = Bot(trained / "model", ChatConfig(max_new_tokens=200))  # 256 positions: 56 tokens of history
     bot.history = [f"Turn number {i} of a long conversation." for i in range(40)]
-    context = bot.tokenizer.decode(bot.context())
+    context = bot.tokenizer.decode(bot.context(bot.history, 200))
     assert context.endswith("Turn number 39 of a long conversation.<|endoftext|>")
-    assert "Turn number 0 " not in context and len(bot.context()) <= 56
+    assert "Turn number 0 " not in context and len(bot.context(bot.history, 200)) <= 56
 
 
 def test_bad_models_and_tokenizers_get_one_clear_error(tmp_path, tokenizer, monkeypatch):
@@ -164,17 +145,6 @@ def test_bad_models_and_tokenizers_get_one_clear_error(tmp_path, tokenizer, monk
     with pytest.raises(ConfigError, match="no prompts in it"):
         (tmp_path / "empty.txt").write_text("\n\n")
         read_prompts(tmp_path / "empty.txt")
-
-
-def test_repetition_penalty_spares_the_end_of_turn():
-    import tensorflow as tf
-
-    from tasks.chat import TurnRepetitionPenalty
-
-    scores = tf.constant([[2.0, 2.0, 2.0, 2.0]])
-    seen = tf.constant([[1, 3, 3]])  # token 3 plays <|endoftext|>, as between turns
-    out = TurnRepetitionPenalty(2.0, eot=3)(seen, scores, cur_len=3).numpy()[0]
-    assert out.tolist() == [2.0, 1.0, 2.0, 2.0]  # seen token 1 halved, the end of turn untouched
 
 
 def test_a_big_model_on_a_cpu_is_announced_with_an_estimate(caplog):

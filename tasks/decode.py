@@ -1,0 +1,132 @@
+"""Token-by-token sampling with GPT-2's key/value cache, XLA-compiled, so a reply can stream as it is made.
+
+TensorFlow's `generate` hands back a reply only once it is whole. Here the context is read into a
+cache in chunks of CHUNK tokens, then each new token is one call that attends to the cache. Both
+calls have fixed shapes (per cache size: 128, 256, 512 ... slots), so XLA compiles each once. Slots
+not yet written are masked out with the same additive -10000 that Hugging Face's own XLA
+generation uses, so the logits are those of a plain forward pass: greedy decoding here gives the
+tokens `generate` gives (tests/test_decode.py).
+
+Each token is then chosen in numpy from the logits: a bias per token (OpenAI's logit_bias), the
+repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
+context), no n-gram repeated inside the reply, no end of turn before the reply's first token,
+temperature, top-k and top-p. Temperature 0 is greedy.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
+
+from tasks.config import ChatConfig
+
+CHUNK = 64  # context tokens read per call: one compiled shape for any context length
+MIN_SLOTS = 128
+
+
+class Decoder:
+    """A GPT-2 model's compiled prefill and step over a fixed-size key/value cache."""
+
+    def __init__(self, model, eot: int) -> None:
+        self.model, self.eot = model, eot
+        config = model.config
+        self.positions, self.layers = config.n_positions, config.n_layer
+        self.heads, self.head_size = config.n_head, config.n_embd // config.n_head
+        self._extend = tf.function(self._extend_cache, jit_compile=True)
+
+    def _extend_cache(self, ids, mask, past, valid, offset, last):
+        """Read ids [1, n] (mask: 1 where real) into cache slots offset.. ; the logits after ids[last]."""
+        out = self.model.transformer(
+            input_ids=ids,
+            position_ids=offset + tf.range(tf.shape(ids)[1])[None, :],
+            attention_mask=tf.concat([valid, mask], axis=1),
+            past_key_values=past,
+            use_cache=True,
+            training=False,
+        )
+        slots = valid.shape[1]
+        start = tf.stack([0, 0, 0, offset, 0])
+        # each layer's present is [2, 1, heads, slots + n, head size]: the last n are the new keys and values
+        past = [dynamic_update_slice(old, new[:, :, :, slots:], start) for old, new in zip(past, out.past_key_values)]
+        valid = dynamic_update_slice(valid, mask, tf.stack([0, offset]))
+        hidden = out.last_hidden_state[0, last]
+        logits = tf.linalg.matvec(self.model.transformer.wte.embeddings, hidden)  # the output layer is the input one
+        return logits, past, valid
+
+    def slots_for(self, needed: int) -> int:
+        """The cache size for a context and reply of `needed` tokens: a power of two, at most the model's context."""
+        return min(max(MIN_SLOTS, 1 << (needed - 1).bit_length()), self.positions)
+
+    def sample(
+        self, context: list[int], how: ChatConfig, rng: np.random.Generator, logit_bias: dict[int, float] | None = None
+    ) -> Iterator[int]:
+        """Token ids after the context, one at a time, until <|endoftext|> (yielded last) or max_new_tokens."""
+        if not context or len(context) + how.max_new_tokens > self.positions:
+            raise ValueError(f"{len(context)} context tokens and {how.max_new_tokens} new ones do not fit the model")
+        slots = self.slots_for(max(-(-len(context) // CHUNK) * CHUNK, len(context) + how.max_new_tokens))
+        past = [tf.zeros((2, 1, self.heads, slots, self.head_size)) for _ in range(self.layers)]
+        valid = tf.zeros((1, slots), tf.int32)
+        for start in range(0, len(context), CHUNK):  # the context, right-padded to whole chunks
+            chunk = context[start : start + CHUNK]
+            ids = tf.constant([chunk + [self.eot] * (CHUNK - len(chunk))], tf.int32)
+            mask = tf.constant([[1] * len(chunk) + [0] * (CHUNK - len(chunk))], tf.int32)
+            logits, past, valid = self._extend(ids, mask, past, valid, tf.constant(start), tf.constant(len(chunk) - 1))
+        chooser = TokenChooser(how, self.eot, context, logit_bias or {})
+        one = tf.ones((1, 1), tf.int32)
+        for position in range(len(context), len(context) + how.max_new_tokens):
+            token = chooser.choose(logits.numpy(), rng)
+            yield token
+            if token == self.eot or position + 1 == len(context) + how.max_new_tokens:
+                return
+            ids = tf.constant([[token]], tf.int32)
+            logits, past, valid = self._extend(ids, one, past, valid, tf.constant(position), tf.constant(0))
+
+
+class TokenChooser:
+    """The sampling rules of one reply, applied to each token's logits in turn."""
+
+    def __init__(self, how: ChatConfig, eot: int, context: list[int], logit_bias: dict[int, float]) -> None:
+        self.how, self.eot, self.logit_bias = how, eot, logit_bias
+        self.seen = {t for t in context if t != eot}
+        self.reply: list[int] = []
+        self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
+
+    def choose(self, logits: np.ndarray, rng: np.random.Generator) -> int:
+        """The next token; remembers it as part of the reply."""
+        how, logits = self.how, logits.astype(np.float64)
+        for token, bias in self.logit_bias.items():
+            logits[token] += bias
+        if how.repetition_penalty != 1 and self.seen:
+            seen = np.fromiter(self.seen, np.int64)
+            scores = logits[seen]
+            logits[seen] = np.where(scores > 0, scores / how.repetition_penalty, scores * how.repetition_penalty)
+        n = how.no_repeat_ngram
+        if n and len(self.reply) >= n - 1:
+            banned = self.followers.get(tuple(self.reply[len(self.reply) - n + 1 :]), ())
+            logits[list(banned)] = -np.inf
+        if not self.reply:
+            logits[self.eot] = -np.inf  # a turn says something before it ends
+        token = _draw(logits, how, rng)
+        if n and len(self.reply) >= n - 1:
+            self.followers.setdefault(tuple(self.reply[len(self.reply) - n + 1 :]), set()).add(token)
+        self.reply.append(token)
+        if token != self.eot:
+            self.seen.add(token)
+        return token
+
+
+def _draw(logits: np.ndarray, how: ChatConfig, rng: np.random.Generator) -> int:
+    """Greedy at temperature 0; else a draw from the top-k tokens, cut to the top-p share."""
+    if how.temperature == 0:
+        return int(np.argmax(logits))
+    k = how.top_k if 0 < how.top_k < len(logits) else len(logits)
+    candidates = np.argpartition(logits, -k)[-k:]
+    candidates = candidates[np.argsort(-logits[candidates], kind="stable")]
+    scaled = logits[candidates] / how.temperature
+    probs = np.exp(scaled - scaled[0])
+    probs /= probs.sum()
+    # the smallest set whose probability reaches top_p (the token that crosses it included)
+    keep = int(np.searchsorted(np.cumsum(probs), how.top_p)) + 1
+    probs = probs[:keep] / probs[:keep].sum()
+    return int(candidates[rng.choice(len(probs), p=probs)])

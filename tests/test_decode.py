@@ -1,0 +1,73 @@
+"""The streaming sampler: the same tokens as transformers' generate under greedy decoding, and its sampling rules."""
+
+import numpy as np
+import pytest
+from conftest import TOKENIZER
+
+from tasks.config import ChatConfig
+from tasks.decode import CHUNK, Decoder, TokenChooser
+from tasks.model import load_model, load_tokenizer
+
+GREEDY = ChatConfig(temperature=0, repetition_penalty=1.0, no_repeat_ngram=0, max_new_tokens=40)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(TOKENIZER)
+
+
+@pytest.mark.slow
+def test_greedy_decoding_gives_exactly_the_tokens_generate_gives(tiny_model, tokenizer):
+    import tensorflow as tf
+
+    model = load_model(str(tiny_model), tokenizer)
+    eot = tokenizer.eos_token_id
+    decoder = Decoder(model, eot)
+    generate = tf.function(model.generate, jit_compile=True)
+    short = tokenizer.encode("Good morning, Mr. Darcy. I hope you are well.") + [eot]
+    long = tokenizer.encode(" ".join(["It is a truth universally acknowledged, that a single man"] * 12)) + [eot]
+    assert len(short) < CHUNK < 2 * CHUNK < len(long)  # one chunk, and a context read in several
+    for context in (short, long):
+        ours = list(decoder.sample(context, GREEDY, np.random.default_rng(0)))
+        out = generate(tf.constant([context]), do_sample=False, max_new_tokens=40, eos_token_id=eot, pad_token_id=eot)
+        theirs = out[0, len(context) :].numpy().tolist()
+        assert theirs[0] != eot  # (our sampler never ends a turn before its first token)
+        theirs = theirs[: theirs.index(eot) + 1] if eot in theirs else theirs
+        assert ours == theirs and len(ours) > 1
+
+
+def chooser(eot=3, context=(1, 2), **settings) -> TokenChooser:
+    return TokenChooser(ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings)), eot, list(context), {})
+
+
+def test_the_repetition_penalty_spares_the_end_of_turn_and_a_reply_says_something_first():
+    rng = np.random.default_rng(0)
+    pick = chooser(repetition_penalty=2.0, context=[1, 3, 3])  # token 3 plays <|endoftext|>, as between turns
+    assert pick.choose(np.array([0.0, 2.0, 1.5, 9.0]), rng) == 2  # no end of turn yet; seen token 1 halved to 1.0
+    assert pick.choose(np.array([0.0, 2.0, 1.5, 1.9]), rng) == 3  # then the end of turn, never penalised
+    first = chooser()
+    assert first.choose(np.array([0.0, 0.0, 0.0, 5.0]), rng) != 3
+
+
+def test_a_reply_never_repeats_its_own_ngrams():
+    rng = np.random.default_rng(0)
+    pick = chooser(eot=9, no_repeat_ngram=2, repetition_penalty=1.0)
+    loves_4 = np.array([0, 0, 0, 0, 8.0, 7.0, 6.0, 5.0, 0, 0])  # a weak model's favourite word
+    reply = [pick.choose(loves_4, rng) for _ in range(6)]
+    assert reply[:3] == [4, 4, 5]  # "4 4" is said once; after a 4, "4 4" may not come again
+    bigrams = list(zip(reply, reply[1:]))
+    assert len(bigrams) == len(set(bigrams))
+
+
+def test_top_k_one_is_greedy_and_a_seed_repeats_a_sample(tiny_model, tokenizer):
+    model = load_model(str(tiny_model), tokenizer)
+    decoder = Decoder(model, tokenizer.eos_token_id)
+    context = tokenizer.encode("What do you think of our new neighbours?") + [tokenizer.eos_token_id]
+    sampled = ChatConfig(max_new_tokens=20)
+    first = list(decoder.sample(context, sampled, np.random.default_rng(7)))
+    assert list(decoder.sample(context, sampled, np.random.default_rng(7))) == first
+    top1 = ChatConfig(top_k=1, temperature=1.5, repetition_penalty=1.0, no_repeat_ngram=0, max_new_tokens=20)
+    greedy = ChatConfig(temperature=0, repetition_penalty=1.0, no_repeat_ngram=0, max_new_tokens=20)
+    assert list(decoder.sample(context, top1, np.random.default_rng(1))) == list(
+        decoder.sample(context, greedy, np.random.default_rng(2))
+    )

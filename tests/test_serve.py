@@ -1,0 +1,226 @@
+"""`authorbot serve` as its users meet it: a live server on loopback, the official `openai` client,
+raw HTTP for what a client library would not send, and many clients at once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from conftest import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+EOT = "50256"
+ENDLESS = {EOT: -100}  # logit_bias that bans the end of turn: a reply runs to max_tokens
+
+
+class Server:
+    """`authorbot serve MODEL` in a subprocess, with its log."""
+
+    def __init__(self, model_dir: Path, log_path: Path, *args: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        cmd = [sys.executable, "-m", "flows.cli", "serve", str(model_dir), "--port", str(self.port), *args]
+        environment = {"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)} | (env or {})
+        self.process = subprocess.Popen(
+            cmd, env=environment, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.statuses = self.wait_ready()
+
+    def wait_ready(self) -> list[int]:
+        """The /health statuses seen until it answered 200."""
+        seen, deadline = [], time.monotonic() + 180
+        while not seen or seen[-1] != 200:
+            assert self.process.poll() is None and time.monotonic() < deadline, self.log()
+            try:
+                seen.append(httpx.get(f"{self.url}/health", timeout=5).status_code)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        return seen
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/health").json()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    running = Server(tiny_model, tmp_path_factory.mktemp("serve") / "server.log")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+
+def ask(text: str) -> list[dict]:
+    return [{"role": "system", "content": "You are Elizabeth."}, {"role": "user", "content": text}]
+
+
+def test_health_is_503_while_loading_then_the_model_is_listed(server, client):
+    assert 503 in server.statuses and server.statuses[-1] == 200
+    assert [m.id for m in client.models.list().data] == ["austen"]  # DIR/model is served as DIR's name
+    assert "ready; open http://127.0.0.1:" in server.log()
+
+
+def test_a_plain_and_a_streamed_completion_through_the_openai_client(client):
+    messages = ask("Good morning, Mr. Darcy. How do you do?")
+    plain = client.chat.completions.create(model="austen", messages=messages, max_tokens=24, seed=5)
+    text = plain.choices[0].message.content
+    assert plain.object == "chat.completion" and plain.choices[0].message.role == "assistant"
+    assert text.strip() and "<|endoftext|>" not in text and plain.choices[0].finish_reason in ("stop", "length")
+    assert 0 < plain.usage.completion_tokens <= 24 and plain.usage.total_tokens > plain.usage.completion_tokens
+
+    chunks = list(client.chat.completions.create(model="austen", messages=messages, max_tokens=24, seed=5, stream=True))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text  # same seed, same reply
+    assert chunks[-1].choices[0].finish_reason == plain.choices[0].finish_reason
+    assert len([c for c in chunks if c.choices[0].delta.content]) > 1  # it came in pieces
+
+    long = client.chat.completions.create(model="austen", messages=messages, max_tokens=7, logit_bias=ENDLESS)
+    assert long.choices[0].finish_reason == "length" and long.usage.completion_tokens == 7
+
+
+def test_history_longer_than_the_context_is_trimmed_not_refused(client):
+    turns = [
+        {"role": "user" if i % 2 else "assistant", "content": f"This is turn {i} of a long talk."} for i in range(99)
+    ]
+    reply = client.chat.completions.create(model="austen", messages=turns, max_tokens=10)
+    assert reply.choices[0].message.content and reply.usage.prompt_tokens <= 256 - 10
+
+
+def test_a_stop_string_ends_the_reply_and_is_never_streamed_in_part(client):
+    common = dict(
+        model="austen", messages=ask("Tell me about Netherfield."), max_tokens=30, temperature=0, logit_bias=ENDLESS
+    )
+    full = client.chat.completions.create(**common).choices[0].message.content
+    stop = full[len(full) // 2 : len(full) // 2 + 4]
+    assert len(full) > 20 and full.index(stop) > 0
+    cut = client.chat.completions.create(**common, stop=[stop])
+    assert cut.choices[0].message.content == full[: full.index(stop)] and cut.choices[0].finish_reason == "stop"
+    pieces = [
+        c.choices[0].delta.content or "" for c in client.chat.completions.create(**common, stop=stop, stream=True)
+    ]
+    assert "".join(pieces) == full[: full.index(stop)]
+
+
+def test_bad_requests_get_openai_errors_and_no_traceback(server, client):
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="austen", messages=ask("Hello"), max_tokens=-1)
+    assert bad.value.status_code == 400 and bad.value.body["param"] == "max_tokens"
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4o", messages=ask("Hello"))
+    url = f"{server.url}/v1/chat/completions"
+    cases = [
+        (b"{not json", 400, None),
+        (json.dumps({"model": "austen"}).encode(), 400, "messages"),
+        (json.dumps({"messages": []}).encode(), 400, "messages"),
+        (json.dumps({"messages": "Hello"}).encode(), 400, "messages"),
+        (json.dumps({"messages": [{"role": "user", "content": 42}]}).encode(), 400, "messages.0.content"),
+        (json.dumps({"messages": [{"role": "narrator", "content": "Hi"}]}).encode(), 400, "messages.0.role"),
+        (json.dumps({"messages": ask("Hi"), "max_tokens": "many"}).encode(), 400, "max_tokens"),
+        (json.dumps({"messages": ask("Hi"), "max_tokens": 10**9}).encode(), 400, "max_tokens"),
+        (json.dumps({"messages": ask("Hi"), "temperature": -1}).encode(), 400, "temperature"),
+        (json.dumps({"messages": ask("x" * 2_000_000)}).encode(), 413, None),
+    ]
+    for body, status, param in cases:
+        answer = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
+        error = answer.json()["error"]
+        assert (answer.status_code, error["param"]) == (status, param), body[:80]
+        assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    assert "Traceback" not in server.log() and " 500 " not in server.log()
+
+
+def stream_one(url: str, results: list, index: int, max_tokens: int, started: threading.Event | None = None) -> None:
+    """One streaming client: records (status, finish reason, [DONE] seen, text)."""
+    body = {"messages": ask(f"Question number {index}?"), "stream": True, "max_tokens": max_tokens}
+    body["logit_bias"] = ENDLESS
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as response:
+        if started:
+            started.set()
+        if response.status_code != 200:
+            results[index] = (response.status_code, response.headers.get("retry-after"), False, "")
+            return
+        reason, done, text = None, False, ""
+        for line in response.iter_lines():
+            if line == "data: [DONE]":
+                done = True
+            elif line.startswith("data: "):
+                choice = json.loads(line[6:])["choices"][0]
+                text += choice["delta"].get("content") or ""
+                reason = choice["finish_reason"] or reason
+        results[index] = (200, reason, done, text)
+
+
+def test_sixteen_streaming_clients_all_finish_and_a_seventeenth_is_told_to_retry(server):
+    results: list = [None] * 17
+    started = [threading.Event() for _ in range(16)]
+    threads = [threading.Thread(target=stream_one, args=(server.url, results, i, 120, started[i])) for i in range(16)]
+    for t in threads:
+        t.start()
+    assert all(e.wait(60) for e in started)  # all 16 accepted: the queue (16) is full
+    stream_one(server.url, results, 16, 5)
+    for t in threads:
+        t.join(180)
+    assert results[16][:2] == (503, "2")
+    assert all(r[:3] == (200, "length", True) and r[3].strip() for r in results[:16]), results
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_model(server, client):
+    before = server.health()
+    body = {"messages": ask("Tell me a long story."), "stream": True, "max_tokens": 200, "logit_bias": ENDLESS}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=60) as response:
+        lines = response.iter_lines()
+        got = [next(lines) for _ in range(6)]  # the role chunk and a few words, then hang up
+    assert sum(line.startswith("data: ") for line in got) == 3
+    deadline = time.monotonic() + 30
+    while server.health()["cancelled"] == before["cancelled"]:
+        assert time.monotonic() < deadline, "the abandoned reply was not stopped"
+        time.sleep(0.1)
+    assert server.health()["queue"] == 0
+    reply = client.chat.completions.create(model="austen", messages=ask("Still there?"), max_tokens=5)
+    assert reply.choices[0].message.content
+
+
+def test_an_api_key_cors_and_the_network_warning(tiny_model, tmp_path):
+    origin = "http://localhost:3000"
+    guarded = Server(tiny_model, tmp_path / "server.log", "--host", "0.0.0.0", "--cors", origin,
+                     env={"AUTHORBOT_API_KEY": "s3cret"})  # fmt: skip
+    try:
+        assert "the bot is now reachable from the network" in guarded.log()
+        anonymous = openai.OpenAI(base_url=f"{guarded.url}/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            anonymous.models.list()
+        keyed = openai.OpenAI(base_url=f"{guarded.url}/v1", api_key="s3cret", max_retries=0)
+        assert keyed.chat.completions.create(model="austen", messages=ask("Hello"), max_tokens=4).choices
+        preflight = httpx.options(
+            f"{guarded.url}/v1/chat/completions",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.headers.get("access-control-allow-origin") == origin
+    finally:
+        guarded.stop()
+
+
+def test_cors_is_off_unless_asked_for(server):
+    preflight = httpx.options(
+        f"{server.url}/v1/chat/completions",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
