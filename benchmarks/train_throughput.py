@@ -7,6 +7,7 @@ The batches are real pairs from the shared corpus, packed as in training, so the
 share is the real one. KerasHub's GPT2CausalLM (TensorFlow too, XLA) runs the same batches
 side by side, in a subprocess since it needs Keras 3.
 
+Generation speed: benchmarks/serve_latency.py.
 Run: python benchmarks/train_throughput.py [--sizes small,124M] [--steps 3] [--no-keras-hub]
 """
 
@@ -76,32 +77,6 @@ def measure_authorbot(size: str, xla: bool, dtype: str, ids, targets, steps: int
     seconds = time_steps(steps_fn.train, ids, targets, steps)
     tf_keras.mixed_precision.set_global_policy("float32")
     return seconds
-
-
-def measure_generation(size: str, new_tokens: int = 64) -> tuple[float, float]:
-    """Tokens per second of `authorbot chat`'s sampler (XLA), and of transformers' eager generate."""
-    import tensorflow as tf
-    from transformers import GPT2Config, TFGPT2LMHeadModel
-
-    from tasks.chat import Bot
-    from tasks.config import ChatConfig
-    from tasks.model import load_tokenizer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        model = TFGPT2LMHeadModel(GPT2Config(vocab_size=50257, **SIZES[size]))
-        model(tf.constant([[0]]))
-        model.save_pretrained(tmp)
-        load_tokenizer(str(TOKENIZER)).save_pretrained(tmp)
-        bot = Bot(Path(tmp), ChatConfig(max_new_tokens=new_tokens))
-    context = bot.tokenizer.encode("It was a fine morning, and the ladies walked to Meryton.") + [50256]
-    bot.generate(context)  # compiles
-    start = time.perf_counter()
-    ours = len(bot.generate(context)) / (time.perf_counter() - start)
-    eager = dict(do_sample=True, top_k=50, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=50256)
-    bot.model.generate(tf.constant([context]), **{**eager, "max_new_tokens": 2, "min_new_tokens": 2})
-    start = time.perf_counter()
-    bot.model.generate(tf.constant([context]), **eager)
-    return ours, new_tokens / (time.perf_counter() - start)
 
 
 def keras_hub_worker(batch_file: str, size: str, steps: int, dtype: str) -> None:
@@ -188,12 +163,7 @@ def main() -> None:
         ours, hub = runs["authorbot fp32"], runs.get("KerasHub fp32 XLA")
         if hub:
             print(f"{size:6} KerasHub fp32 XLA / authorbot fp32: {ours / hub:.2f}x")
-        ours, eager = measure_generation(size)
-        print(
-            f"{size:6} generation: {ours:.0f} tokens/s (authorbot chat, XLA); "
-            f"eager generate {eager:.0f} ({ours / eager:.1f}x)\n",
-            flush=True,
-        )
+        print()
     print(f"float32 matmul again: {matmul_flops() / 1e9:.0f} GFLOP/s")
 
 
