@@ -51,21 +51,13 @@ def real_batches(batch_size: int, seq_len: int):
     return rows.ids[:n].reshape(-1, batch_size, seq_len), rows.targets[:n].reshape(-1, batch_size, seq_len), rows
 
 
-def time_steps(step, ids, targets, steps: int) -> float:
-    """Seconds per step, after one untimed step (tracing, XLA compilation)."""
-    step(ids[0], targets[0])
-    start = time.perf_counter()
-    for i in range(steps):
-        step(ids[(i + 1) % len(ids)], targets[(i + 1) % len(ids)])
-    return (time.perf_counter() - start) / steps
-
-
 def measure_authorbot(size: str, xla: bool, dtype: str, ids, targets, steps: int) -> float:
     """Seconds per training step of tasks.train.Steps, authorbot's training step."""
     import tensorflow as tf
     import tf_keras
     from transformers import GPT2Config, TFGPT2LMHeadModel
 
+    from tasks.budget import time_steps
     from tasks.train import Steps
 
     tf_keras.mixed_precision.set_global_policy(dtype)
@@ -97,6 +89,9 @@ def keras_hub_worker(batch_file: str, size: str, steps: int, dtype: str) -> None
         max_sequence_length=c["n_positions"],
     )
     lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    sys.path.insert(0, str(ROOT))
+    from tasks.budget import time_steps
+
     lm.compile(
         optimizer=keras.optimizers.AdamW(5e-5, weight_decay=0.01, global_clipnorm=1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

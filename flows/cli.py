@@ -5,39 +5,15 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
+from flows.prefect_server import prefect_environment, startup_errors, stop_orphaned_servers
+from tasks import import_tensorflow_quietly
 from tasks.config import ChatConfig, CorpusConfig, ServeConfig, TrainConfig, config_from, read_prompts
 from tasks.errors import AuthorbotError, ExtractionError
 
 C, T, S, V = CorpusConfig, TrainConfig, ChatConfig, ServeConfig
-
-
-def _environment() -> None:
-    """Settings that must be in place before Prefect or TensorFlow is imported."""
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")  # our loggers reach the UI
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # plain functions log too
-    os.environ["AUTHORBOT_CLI_PID"] = str(os.getpid())  # inherited by the temporary Prefect server
-
-
-def _stop_orphaned_servers() -> None:
-    """Stop temporary Prefect servers whose authorbot was killed with SIGKILL: Prefect starts one
-    per run as a child process, and nothing else would ever stop it. Only servers that inherited
-    AUTHORBOT_CLI_PID from an authorbot that no longer exists are touched (Linux /proc)."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if b"prefect.server.api.server" not in (proc / "cmdline").read_bytes():
-                continue
-            env = dict(v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0") if b"=" in v)
-            parent = int(env.get(b"AUTHORBOT_CLI_PID", b"0"))
-            if parent and not Path(f"/proc/{parent}").exists():
-                os.kill(int(proc.name), signal.SIGTERM)
-                print(f"authorbot: stopped a Prefect server left by a killed run (pid {proc.name})", file=sys.stderr)
-        except (OSError, ValueError):  # gone meanwhile, or not ours to read
-            continue
 
 
 def _quiet_known_errors(record: logging.LogRecord) -> bool:
@@ -120,6 +96,13 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--patience", type=int, default=T.patience, help="early stopping, in epochs (%(default)s)")
     parser.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="steps (%(default)s)")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=T.time_budget,
+        metavar="MINUTES",
+        help="train on as many pairs as fit in this time (default 45 on a CPU, no limit on a GPU; 0: no limit)",
+    )
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=T.xla, help="default: on a GPU")
     parser.add_argument(
         "--mixed-precision",
@@ -162,7 +145,8 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect starts
     from flows.corpus import build_corpus
 
-    dataset = build_corpus(**_flow_kwargs(args, CorpusConfig))
+    with startup_errors():
+        dataset = build_corpus(**_flow_kwargs(args, CorpusConfig))
     print(f"{dataset.report.train + dataset.report.validation} pairs checked; see {dataset.path}", file=sys.stderr)
 
 
@@ -173,7 +157,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     from flows.finetune import finetune
 
-    model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
+    with startup_errors():
+        model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
     print(f"model saved in {model_dir}; talk to it with: authorbot chat {model_dir}", file=sys.stderr)
 
 
@@ -191,6 +176,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from flows.serve import serve
 
     serve(args.model_dir, cfg, defaults)
+
+
+def cmd_server(args: argparse.Namespace) -> None:
+    from flows.prefect_server import running_server, start_server, stop_server
+
+    if args.action == "start":
+        url = start_server()
+        print(f"Prefect server up: UI at {url.removesuffix('/api')}; later authorbot commands use it "
+              "(authorbot server stop stops it)", file=sys.stderr)  # fmt: skip
+    elif args.action == "stop":
+        print("Prefect server stopped" if stop_server() else "no Prefect server of authorbot's is running")
+    else:
+        url = running_server()
+        print(f"running: {url}" if url else "not running (authorbot server start starts one)")
 
 
 def _read_book_file(path: Path) -> str:
@@ -229,20 +228,30 @@ def cmd_pairs(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authorbot", description="Turn an author's novels into a chatbot.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="TensorFlow's start-up lines and debug logging too")
     commands = parser.add_subparsers(dest="command", required=True)
-    dataset = commands.add_parser("dataset", help="download an author's books and build a checked dialogue dataset")
+    dataset = commands.add_parser(
+        "dataset", parents=[common], help="download an author's books and build a checked dialogue dataset"
+    )
     _add_corpus_flags(dataset)
     dataset.set_defaults(run=cmd_dataset)
-    run = commands.add_parser("run", help="build the dataset, fine-tune GPT-2 on it, and write a transcript")
+    run = commands.add_parser(
+        "run", parents=[common], help="build the dataset, fine-tune GPT-2 on it, and write a transcript"
+    )
     _add_corpus_flags(run)
     _add_train_flags(run)
     _add_chat_flags(run, seed=False)  # --seed is the corpus flags' one: split, shuffling and sampling
     run.set_defaults(run=cmd_run)
-    chat = commands.add_parser("chat", help="talk to a trained model (stdin lines get one reply line each)")
+    chat = commands.add_parser(
+        "chat", parents=[common], help="talk to a trained model (stdin lines get one reply line each)"
+    )
     chat.add_argument("model_dir", type=Path, help="a model directory, e.g. DIR/model from authorbot run")
     _add_chat_flags(chat, seed=True)
     chat.set_defaults(run=cmd_chat)
-    serve = commands.add_parser("serve", help="serve a trained model: a chat page and an OpenAI-compatible API")
+    serve = commands.add_parser(
+        "serve", parents=[common], help="serve a trained model: a chat page and an OpenAI-compatible API"
+    )
     serve.add_argument("model_dir", type=Path, help="a model directory, e.g. DIR/model from authorbot run")
     serve.add_argument("--host", default=V.host, help="address to listen on (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=V.port, help="default %(default)s")
@@ -253,10 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue-size", type=int, default=V.queue_size, help="requests at once (%(default)s)")
     _add_chat_flags(serve, seed=True, prompts=False)
     serve.set_defaults(run=cmd_serve)
-    extract = commands.add_parser("extract", help="print the utterances of a text file as JSON lines")
+    server = commands.add_parser(
+        "server", parents=[common], help="keep a Prefect server running for later commands (start, stop, status)"
+    )
+    server.add_argument("action", choices=["start", "stop", "status"])
+    server.set_defaults(run=cmd_server)
+    extract = commands.add_parser("extract", parents=[common], help="print the utterances of a text file as JSON lines")
     extract.add_argument("file", type=Path)
     extract.set_defaults(run=cmd_extract)
-    pairs = commands.add_parser("pairs", help="print the (prompt, response) pairs of a text file as JSON lines")
+    pairs = commands.add_parser(
+        "pairs", parents=[common], help="print the (prompt, response) pairs of a text file as JSON lines"
+    )
     pairs.add_argument("file", type=Path)
     pairs.add_argument("--max-gap", type=int, default=C.max_gap)
     pairs.set_defaults(run=cmd_pairs)
@@ -265,8 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _stop_orphaned_servers()
-    _environment()
+    stop_orphaned_servers()
+    prefect_environment()
+    if args.verbose:
+        logging.getLogger("tasks").setLevel(logging.DEBUG)
+        logging.getLogger("flows").setLevel(logging.DEBUG)
+    elif args.command in ("run", "chat", "serve"):
+        import_tensorflow_quietly()
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_quiet_known_errors)
     try:

@@ -56,6 +56,7 @@ def finetune(
     mask_prompt: bool = T.mask_prompt,
     patience: int = T.patience,
     checkpoint_every: int = T.checkpoint_every,
+    time_budget: float | None = T.time_budget,
     xla: bool | None = T.xla,
     mixed_precision: bool | None = T.mixed_precision,
     prompts: Path | None = None,

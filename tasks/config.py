@@ -14,6 +14,8 @@ SCRATCH = {
     "small": dict(n_layer=4, n_head=4, n_embd=256, n_positions=512),  # ~16M parameters
 }
 
+CPU_TIME_BUDGET = 45.0  # minutes of training on a CPU unless --time-budget says otherwise: a bot within the hour
+
 # Test prompts in the register of the novels authorbot learns from; --prompts FILE replaces them.
 PROMPTS = (
     "Good morning! How do you do?",
@@ -95,6 +97,8 @@ class TrainConfig:
     mask_prompt: bool = True  # loss on the response and its end token only
     patience: int = 2  # epochs without a better validation loss before stopping
     checkpoint_every: int = 200  # steps between checkpoints; there is one at every epoch's end too
+    time_budget: float | None = None  # minutes the training may take, fewer pairs if need be; 0: no limit;
+    # None: 45 on a CPU, no limit on a GPU
     xla: bool | None = None  # compile the training step with XLA; None: on a GPU only
     mixed_precision: bool | None = None  # float16 (GPU) or bfloat16 (CPU) compute, float32 weights; None: where fast
     seed: int = 0  # sampling, shuffling and scratch initialisation
@@ -107,10 +111,16 @@ class TrainConfig:
         _at_least(self.max_pairs, 0, "--max-pairs")
         _at_least(self.patience, 1, "--patience")
         _at_least(self.checkpoint_every, 1, "--checkpoint-every")
+        if self.time_budget is not None:
+            _at_least(self.time_budget, 0, "--time-budget")
         if not self.model.strip():
             raise ConfigError("--model is empty; give a hub name like gpt2, a model directory, or scratch:tiny")
         if self.model.startswith("scratch:"):
             scratch_shape(self.model)
+
+    def minutes_allowed(self, gpu: bool) -> float:
+        """The time budget in minutes, 0 for none."""
+        return self.time_budget if self.time_budget is not None else (0.0 if gpu else CPU_TIME_BUDGET)
 
     @property
     def tokenizer_spec(self) -> str:

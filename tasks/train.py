@@ -11,6 +11,7 @@ and at every epoch's end, so a run killed at any moment resumes with the same co
 epochs' batch orders are fixed by the seed, so the resumed run skips exactly what was done.
 """
 
+import itertools
 import logging
 import math
 import sys
@@ -26,6 +27,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import INPUTS
 from tqdm import tqdm
 
+from tasks.budget import PROBE_STEPS, announce, measure_step_seconds, plan_training, read_plan, write_plan
 from tasks.cache import ModuleSource
 from tasks.config import TrainConfig
 from tasks.errors import InvalidDataError
@@ -246,15 +248,11 @@ def _end_epoch(epoch: int, steps: Steps, val_rows: Rows, state: dict, cfg: Train
     return record
 
 
-def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: Progress = lambda f: None) -> Path:
-    """Train, or resume, on a DATASET table; returns out_dir/model, the best model by validation loss."""
-    train, val = sample_pairs(read_table(dataset_path, DATASET), cfg.max_pairs, cfg.seed)
-    tokenizer = load_tokenizer(cfg.tokenizer_spec)
-    model, steps, checkpoint_objects = _build(cfg, tokenizer)
-    max_length, eot = min(cfg.max_length, model.config.n_positions), tokenizer.eos_token_id
+def _examples(data, max_pairs: int, cfg: TrainConfig, tokenizer, max_length: int, dataset_path: Path):
+    """(training examples, validation examples) of a sample of max_pairs training pairs (0: all)."""
+    train, val = sample_pairs(data, max_pairs, cfg.seed)
     train_examples, dropped = encode_pairs(train.prompt, train.response, tokenizer, max_length, cfg.mask_prompt)
     val_examples, _ = encode_pairs(val.prompt, val.response, tokenizer, max_length, cfg.mask_prompt)
-    val_rows = pack_rows(val_examples, max_length, eot)
     if dropped:
         log.warning("%d training pairs have a response longer than --max-length %d: left out", dropped, max_length)
     if not train_examples or not val_examples:
@@ -262,6 +260,16 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
             f"{dataset_path}: no training or no validation pair fits in --max-length {max_length} tokens; "
             "raise --max-length (up to the model's context)"
         )
+    return train_examples, val_examples
+
+
+def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: Progress = lambda f: None) -> Path:
+    """Train, or resume, on a DATASET table; returns out_dir/model, the best model by validation loss."""
+    data = read_table(dataset_path, DATASET)
+    tokenizer = load_tokenizer(cfg.tokenizer_spec)
+    model, steps, checkpoint_objects = _build(cfg, tokenizer)
+    max_length, eot = min(cfg.max_length, model.config.n_positions), tokenizer.eos_token_id
+    train_examples, val_examples = _examples(data, cfg.max_pairs, cfg, tokenizer, max_length, dataset_path)
 
     ckpt_dir, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     claim_checkpoints(ckpt_dir, run_fingerprint(file_sha256(dataset_path), cfg))
@@ -280,6 +288,16 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
     best = min((m["val_loss"] for m in history), default=math.inf)
 
     first = epoch_rows(train_examples, 1, cfg.seed, max_length, eot)
+    budget = cfg.minutes_allowed(on_gpu())
+    plan = read_plan(ckpt_dir / "plan.json")
+    if plan is None and budget and not manager.latest_checkpoint:
+        val_rows = pack_rows(val_examples, max_length, eot)
+        plan = _measure_plan(cfg, steps, checkpoint_objects, first, len(train_examples), val_rows, budget, eot)
+        write_plan(ckpt_dir / "plan.json", plan)
+    if plan and plan.pairs < len(train_examples):
+        train_examples, val_examples = _examples(data, plan.pairs, cfg, tokenizer, max_length, dataset_path)
+        first = epoch_rows(train_examples, 1, cfg.seed, max_length, eot)
+    val_rows = pack_rows(val_examples, max_length, eot)
     per_epoch = math.ceil(len(first.ids) / cfg.batch_size)
     log.info(
         "training %s (%.1fM parameters) on %d pairs (%d validation), %d tokens in %d rows of %d per epoch",
@@ -291,16 +309,21 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
         len(first.ids),
         max_length,
     )
-    warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]), max_length)
+    if not budget:
+        warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]), max_length)
     bar = StepProgress(per_epoch * cfg.epochs, int(state["global_step"]), progress)
+    started = time.monotonic()
     for epoch in range(int(state["epoch"]) + 1, cfg.epochs + 1):
         if _stale(history, cfg.patience):
             log.info("validation loss has not improved for %d epochs: stopping early", cfg.patience)
             break
         bar.bar.set_description(f"epoch {epoch}/{cfg.epochs}")
+        epoch_start = time.monotonic()
         rows = first if epoch == 1 else epoch_rows(train_examples, epoch, cfg.seed, max_length, eot)
         _train_epoch(steps, rows, state, manager, cfg, eot, bar)
         record = _end_epoch(epoch, steps, val_rows, state, cfg, eot)
+        record["epoch_seconds"] = time.monotonic() - epoch_start  # wall clock, validation included
+        record["planned_seconds"] = plan.estimate_seconds if plan else None  # the whole training, estimated
         append_metrics(metrics_path, record)  # before the checkpoint: a kill in between re-runs the epoch
         history.append(record)
         log.info(
@@ -316,12 +339,30 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
             save_model_dir(model, None, ckpt_dir / "best")
         manager.save()
     bar.bar.close()
+    if plan and history:
+        log.info(
+            "trained in %.1f min (planned %.1f min)", (time.monotonic() - started) / 60, plan.estimate_seconds / 60
+        )
     if not (ckpt_dir / "best").is_dir():  # resumed with every epoch already trained, best/ deleted
         save_model_dir(model, None, ckpt_dir / "best")
     if history:
         plot_losses(history, out_dir / "loss.png")
     save_model_dir(ckpt_dir / "best", tokenizer, out_dir / "model")
     return out_dir / "model"
+
+
+def _measure_plan(
+    cfg: TrainConfig, steps: Steps, objects: dict, first: Rows, pairs: int, val_rows: Rows, budget: float, pad_id: int
+):
+    """Time a few real steps (the model and optimizer are put back after), and plan the training to fit."""
+    probe = list(itertools.islice(batches(first, cfg.batch_size, pad_id), PROBE_STEPS + 1))
+    ids, targets = np.stack([b[0] for b in probe]), np.stack([b[1] for b in probe])
+    seconds = measure_step_seconds(steps.train, ids, targets, objects["model"], objects["optimizer"])
+    per_epoch, val_steps = (math.ceil(len(r.ids) / cfg.batch_size) for r in (first, val_rows))
+    plan = plan_training(pairs, per_epoch, val_steps, cfg.epochs, seconds, budget)
+    tokens_per_sec = sum(int(b[2]) for b in probe[1:]) / (seconds * max(len(probe) - 1, 1))
+    announce(plan, budget, cfg.epochs, tokens_per_sec)
+    return plan
 
 
 def _build(cfg: TrainConfig, tokenizer):
@@ -344,7 +385,7 @@ def _build(cfg: TrainConfig, tokenizer):
     return model, steps, {"model": model, "optimizer": optimizer}
 
 
-TRAINING_INPUTS = INPUTS + ModuleSource(modules=("tasks.model", "tasks.examples", "tasks.runs"))
+TRAINING_INPUTS = INPUTS + ModuleSource(modules=("tasks.model", "tasks.examples", "tasks.runs", "tasks.budget"))
 
 
 @task(name="train-model", cache_policy=TRAINING_INPUTS, persist_result=True)
