@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,23 @@ def test_rows_too_short_for_any_pair_are_one_clear_error(dataset, tmp_path):
     with pytest.raises(InvalidDataError, match=r"no training or no validation pair fits in --max-length 8 tokens"):
         train_model(dataset, TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, max_length=8), tmp_path)
     assert not (tmp_path / "checkpoints").exists()  # nothing started
+
+
+@pytest.mark.slow
+def test_a_small_time_budget_shrinks_the_run_and_it_ends_in_time(dataset, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="tasks")
+    budget = 0.4  # minutes: far less than two epochs of every pair take scratch:small here
+    cfg = TrainConfig(model="scratch:small", tokenizer=TOKENIZER, epochs=2, time_budget=budget)
+    train_model(dataset, cfg, tmp_path)
+    said = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("time budget 0.4 min"))
+    everything, used = (int(x) for x in re.search(r"of all (\d+) pairs .* training on (\d+) of them", said).groups())
+    assert 0 < used < everything and "--time-budget 0 trains on every pair" in said
+    assert f"on {used} pairs" in caplog.text  # and so it did
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    spent = sum(m["epoch_seconds"] for m in metrics)
+    assert len(metrics) == 2 and spent <= budget * 60 * 1.25, spent
+    assert metrics[0]["planned_seconds"] == pytest.approx(spent, rel=0.5)
+    plan = json.loads((tmp_path / "checkpoints/plan.json").read_text())
+    assert plan["pairs"] == used  # a resumed run keeps this plan instead of measuring again
