@@ -8,20 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from flows.prefect_server import prefect_environment, startup_errors, stop_orphaned_servers
+from flows.prefect_server import prefect_environment, prefect_output, stop_orphaned_servers
 from tasks import import_tensorflow_quietly
 from tasks.config import ChatConfig, CorpusConfig, ServeConfig, TrainConfig, config_from, read_prompts
 from tasks.errors import AuthorbotError, ExtractionError
 
 C, T, S, V = CorpusConfig, TrainConfig, ChatConfig, ServeConfig
-
-
-def _quiet_known_errors(record: logging.LogRecord) -> bool:
-    """Drop the traceback from Prefect's log of a run that failed with one of our errors: the CLI
-    prints that error as one line, and a traceback would only hide it."""
-    if record.exc_info and isinstance(record.exc_info[1], AuthorbotError):
-        record.exc_info, record.exc_text = None, None
-    return True
 
 
 def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +137,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect starts
     from flows.corpus import build_corpus
 
-    with startup_errors():
+    with prefect_output():
         dataset = build_corpus(**_flow_kwargs(args, CorpusConfig))
     print(f"{dataset.report.train + dataset.report.validation} pairs checked; see {dataset.path}", file=sys.stderr)
 
@@ -157,9 +149,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     from flows.finetune import finetune
 
-    with startup_errors():
+    with prefect_output():
         model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
-    print(f"model saved in {model_dir}; talk to it with: authorbot chat {model_dir}", file=sys.stderr)
+    print(
+        f"model saved in {model_dir}; talk to it with: authorbot chat {model_dir}\n"
+        f"or in a browser and over the OpenAI API: authorbot serve {model_dir}",
+        file=sys.stderr,
+    )
 
 
 def cmd_chat(args: argparse.Namespace) -> None:
@@ -288,8 +284,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("flows").setLevel(logging.DEBUG)
     elif args.command in ("run", "chat", "serve"):
         import_tensorflow_quietly()
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(_quiet_known_errors)
     try:
         args.run(args)
     except AuthorbotError as exc:

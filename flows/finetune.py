@@ -103,6 +103,9 @@ def make_bot(corpus: CorpusConfig, train: TrainConfig, sampling: ChatConfig, pro
 
     # 6. Talk to it: replies to the test prompts.
     transcript = write_transcript_task(model_dir, sampling, prompts, out_dir / "transcript.md")
-    create_markdown_artifact(key="transcript", markdown=transcript)
-    log.info("bot ready: authorbot chat %s", model_dir)
+    serve = f"authorbot serve {model_dir}"
+    create_markdown_artifact(
+        key="transcript", markdown=f"{transcript}\nTalk to it in a browser or over the OpenAI API: `{serve}`\n"
+    )
+    log.info("bot ready: authorbot chat %s (or %s)", model_dir, serve)
     return model_dir

@@ -130,6 +130,7 @@ def prefect_environment() -> None:
     """Settings that must be in place before Prefect is imported; the background server, when one runs."""
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")  # our loggers reach the UI
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # nor Prefect's client telemetry (and its notice on a first run)
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # plain functions log too
     # Prefect gives its temporary server 20 s, which a first start on a busy 2-core machine overruns
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(START_TIMEOUT))
@@ -152,8 +153,15 @@ def _temporary_server_lines(record: logging.LogRecord) -> bool:
 
 
 @contextmanager
-def startup_errors() -> Iterator[None]:
-    """Prefect's temporary server that never answered, as one line saying what to do."""
+def prefect_output() -> Iterator[None]:
+    """Around a flow run from the CLI: one of our errors is said once, by the CLI's last line (Prefect's
+    run logs keep it for the UI, without a traceback, but not on the terminal), and a temporary server
+    that never answered is one line saying what to do."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_known_errors)
+    for handler in logging.getLogger().handlers:  # Prefect's console handler
+        if isinstance(handler, logging.StreamHandler):
+            handler.addFilter(lambda record: not getattr(record, "authorbot_error", False))
     try:
         yield
     except RuntimeError as exc:
@@ -165,6 +173,14 @@ def startup_errors() -> Iterator[None]:
             "start one with `authorbot server start` (or `prefect server start` and set PREFECT_API_URL), "
             "then run the same command again"
         ) from None
+
+
+def _known_errors(record: logging.LogRecord) -> bool:
+    """Marks the log of a run that failed with one of our errors, and drops its traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], AuthorbotError):
+        record.exc_info, record.exc_text = None, None
+        record.authorbot_error = True
+    return True
 
 
 def stop_orphaned_servers() -> None:
