@@ -224,3 +224,18 @@ def test_cors_is_off_unless_asked_for(server):
         headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_a_port_in_use_is_one_line(tiny_model, server):
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve", str(tiny_model), "--port", str(server.port)],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"authorbot: --host 127.0.0.1 --port {server.port}: cannot listen there (Address already in use); "
+        "choose another --port"
+    )
