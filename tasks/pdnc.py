@@ -25,6 +25,7 @@ class Gold:
     end: int
     speaker: str
     words: tuple[str, ...]
+    kind: str = ""  # PDNC's quoteType: Explicit, Anaphoric or Implicit
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,8 @@ def load_novel(folder: Path) -> tuple[str, list[Gold]]:
     gold = []
     for row in frame.itertuples():
         spans = ast.literal_eval(row.quoteByteSpans)
-        gold.append(Gold(spans[0][0], spans[-1][1], row.speaker, words(" ".join(text[a:b] for a, b in spans))))
+        quoted = words(" ".join(text[a:b] for a, b in spans))
+        gold.append(Gold(spans[0][0], spans[-1][1], row.speaker, quoted, row.quoteType))
     return text, sorted(gold, key=lambda g: g.start)
 
 
@@ -130,21 +132,26 @@ def load_aliases(folder: Path) -> dict[str, set[str]]:
     return aliases
 
 
+def _same_person(one: str, other: str) -> bool:
+    """True when a name shares a word other than a title and "the" with another ("Sikes", "Bill Sikes"),
+    and their titles, where both have one, agree ("Mrs. Bennet" is not "Mr. Bennet")."""
+    a, b = set(words(one)) - {"the"}, set(words(other)) - {"the"}
+    titles = a & TITLE_WORDS, b & TITLE_WORDS
+    return bool((a - TITLE_WORDS) & (b - TITLE_WORDS)) and not (all(titles) and not titles[0] & titles[1])
+
+
+def _names_speaker(name: str, speaker: str, aliases: dict[str, set[str]]) -> bool:
+    names = aliases.get(speaker) or aliases.get(speaker.split(" - ")[0], set())  # "Christopher Robin - Story"
+    return any(_same_person(name, other) for other in names | {speaker})
+
+
 def speaker_precision(
     utterances: list[Utterance], gold: list[Gold], aliases: dict[str, set[str]]
 ) -> tuple[float, float]:
     """How often a named speaker is the annotated one, and the share of matched utterances named.
 
     Only matched utterances count, and not the narrator's "I" (PDNC names the narrator by character).
-    A name is right when it shares a word other than a title and "the" with one of the speaker's
-    names ("Sikes" for "Bill Sikes"), and their titles, where both have one, agree ("Mrs. Bennet"
-    is not "Mr. Bennet")."""
-
-    def same(one: str, other: str) -> bool:
-        a, b = set(words(one)) - {"the"}, set(words(other)) - {"the"}
-        titles = a & TITLE_WORDS, b & TITLE_WORDS
-        return bool((a - TITLE_WORDS) & (b - TITLE_WORDS)) and not (all(titles) and not titles[0] & titles[1])
-
+    A name is right when it names one of the speaker's names (_same_person)."""
     right = named = matched = 0
     for utterance, match in zip(utterances, align(utterances, gold)):
         if match is None:
@@ -153,7 +160,20 @@ def speaker_precision(
         if not utterance.speaker or utterance.speaker == "I":
             continue
         named += 1
-        speaker = gold[match[0]].speaker
-        names = aliases.get(speaker) or aliases.get(speaker.split(" - ")[0], set())  # "Christopher Robin - Story"
-        right += any(same(utterance.speaker, name) for name in names | {speaker})
+        right += _names_speaker(utterance.speaker, gold[match[0]].speaker, aliases)
     return right / max(named, 1), named / max(matched, 1)
+
+
+def speaker_accuracy(utterances: list[Utterance], gold: list[Gold], aliases: dict[str, set[str]]) -> dict[str, float]:
+    """The share of all gold quotations whose covering utterance names the annotated speaker, overall and
+    per PDNC quoteType ("Explicit", "Anaphoric", "Implicit"); a quotation no utterance matches counts as missed."""
+    right = [False] * len(gold)
+    for utterance, match in zip(utterances, align(utterances, gold)):
+        if match and utterance.speaker and utterance.speaker != "I":
+            for g in range(match[0], match[1] + 1):
+                right[g] = _names_speaker(utterance.speaker, gold[g].speaker, aliases)
+    accuracy = {"all": sum(right) / max(len(gold), 1)}
+    for kind in ("Explicit", "Anaphoric", "Implicit"):
+        of_kind = [ok for ok, g in zip(right, gold) if g.kind == kind]
+        accuracy[kind] = sum(of_kind) / max(len(of_kind), 1)
+    return accuracy

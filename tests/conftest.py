@@ -14,6 +14,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import requests
 
@@ -21,6 +22,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 GUTENBERG = SHARED / "gutenberg"
 PDNC = SHARED / "pdnc"
 TOKENIZER = str(SHARED / "gpt2-tokenizer")
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY, ORIGIN = "s3cret", "http://localhost:3000"  # of the session's `authorbot serve`
+ENDLESS = {"50256": -100}  # logit_bias that bans the end of turn: a reply runs to max_tokens
 
 # Prefect keeps results under PREFECT_HOME even inside its test harness: keep ours out of ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="authorbot-prefect-")
@@ -185,10 +189,10 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
-    """A real Prefect server on 127.0.0.1 with its own PREFECT_HOME; yields the environment
-    (for subprocesses) that talks to it."""
+    """A real Prefect server on 127.0.0.1 with its own PREFECT_HOME, for the whole session (one start
+    instead of one per command); yields the environment (for subprocesses) that talks to it."""
     tmp_path = tmp_path_factory.mktemp("prefect-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -214,3 +218,49 @@ def prefect_server(tmp_path_factory):
     yield env | {"PREFECT_API_URL": api}
     stop(process)
     log.close()
+
+
+class Server:
+    """`authorbot serve MODEL` in a subprocess, with its log."""
+
+    def __init__(self, model_dir: Path, log_path: Path, *args: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        cmd = [sys.executable, "-m", "flows.cli", "serve", str(model_dir), "--port", str(self.port), *args]
+        environment = {"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)} | (env or {})
+        self.process = subprocess.Popen(
+            cmd, env=environment, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.statuses = self.wait_ready()
+
+    def wait_ready(self) -> list[int]:
+        """The /health statuses seen until it answered 200."""
+        seen, deadline = [], time.monotonic() + 180
+        while not seen or seen[-1] != 200:
+            assert self.process.poll() is None and time.monotonic() < deadline, self.log()
+            try:
+                seen.append(httpx.get(f"{self.url}/health", timeout=5).status_code)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        return seen
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/health").json()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model, tmp_path_factory):
+    """`authorbot serve` on the tiny bot for the whole session, as someone shares it with friends:
+    on every address, with an API key and one origin allowed."""
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    running = Server(tiny_model, log, "--host", "0.0.0.0", "--cors", ORIGIN, env={"AUTHORBOT_API_KEY": API_KEY})
+    yield running
+    running.stop()

@@ -7,8 +7,10 @@ import sys
 from conftest import GUTENBERG
 
 
-def authorbot(*args: str, home) -> subprocess.CompletedProcess:
+def authorbot(*args: str, home, server: dict | None = None) -> subprocess.CompletedProcess:
     env_home = {"PREFECT_HOME": str(home), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    if server:  # a running Prefect server instead of a temporary one
+        env_home |= {"PREFECT_HOME": server["PREFECT_HOME"], "PREFECT_API_URL": server["PREFECT_API_URL"]}
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env_home, timeout=300
     )
@@ -54,7 +56,7 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path):
         assert "Traceback" not in result.stderr
 
 
-def test_unknown_author_through_the_flow(tmp_path):
+def test_unknown_author_through_the_flow(tmp_path, prefect_server):
     result = authorbot(
         "dataset",
         "--author",
@@ -64,6 +66,7 @@ def test_unknown_author_through_the_flow(tmp_path):
         "--data-dir",
         str(tmp_path / "data"),
         home=tmp_path,
+        server=prefect_server,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("authorbot:")]

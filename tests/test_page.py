@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serve import ENDLESS, Server
+from conftest import API_KEY, ENDLESS
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,13 +35,6 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory):
-    running = Server(tiny_model, tmp_path_factory.mktemp("page") / "server.log")
-    yield running
-    running.stop()
 
 
 def shots(tmp_path: Path) -> Path:
@@ -74,7 +67,8 @@ def test_the_page_streams_a_reply_stops_one_and_clears(browser, server, tmp_path
     page.wait_for_function("document.getElementById('model').textContent.includes('austen')")
     page.route("**/v1/chat/completions", endless)
     page.evaluate(WATCH)
-    page.click("summary")  # the sampling settings
+    page.click("summary")  # the sampling settings, where the page asks for the server's API key
+    page.fill("#api_key", API_KEY)
     page.fill("#max_tokens", "40")
     page.fill("#input", "Good morning, Miss Bennet. Shall we walk to Meryton?")
     page.keyboard.press("Enter")
@@ -110,6 +104,8 @@ def test_the_page_fits_a_phone(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 390, "height": 760}, is_mobile=True)
     page.goto(server.url)
     page.wait_for_function("document.getElementById('model').textContent.includes('austen')")
+    page.click("summary")
+    page.fill("#api_key", API_KEY)
     page.fill("#input", "What do you think of our new neighbours?")
     page.click("#send")
     page.wait_for_selector(".msg.assistant:not(.streaming)")

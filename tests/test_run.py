@@ -14,8 +14,10 @@ from conftest import SHARED
 pytestmark = pytest.mark.slow
 
 
-def authorbot(home, *args: str, **kwargs):
+def authorbot(home, *args: str, server: dict | None = None, **kwargs):
     env = {"PREFECT_HOME": str(home), "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1"}
+    if server:  # a running Prefect server, as `authorbot server start` keeps: no temporary one per command
+        env |= {"PREFECT_HOME": server["PREFECT_HOME"], "PREFECT_API_URL": server["PREFECT_API_URL"]}
     return [sys.executable, "-m", "flows.cli", *args], dict(env=env, text=True, **kwargs)
 
 
@@ -24,7 +26,7 @@ def checkpoint_name(ckpt_dir) -> str:
     return index.read_text().splitlines()[0] if index.is_file() else ""
 
 
-def test_run_killed_in_its_second_epoch_resumes_and_the_bot_answers(mirror, tmp_path):
+def test_run_killed_in_its_second_epoch_resumes_and_the_bot_answers(mirror, tmp_path, prefect_server):
     out = tmp_path / "out"
     run_args = [
         "run",
@@ -41,7 +43,7 @@ def test_run_killed_in_its_second_epoch_resumes_and_the_bot_answers(mirror, tmp_
         "--data-dir", str(tmp_path / "data"),
         "--out", str(out),
     ]  # fmt: skip
-    cmd, kw = authorbot(tmp_path / "prefect", *run_args)
+    cmd, kw = authorbot(tmp_path / "prefect", *run_args, server=prefect_server)
 
     # Start, wait for the first epoch's line and then a checkpoint inside the second epoch, kill -9
     # the whole process group (the temporary Prefect server included).

@@ -3,70 +3,23 @@ raw HTTP for what a client library would not send, and many clients at once."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from conftest import free_port
+from conftest import API_KEY, ENDLESS, ORIGIN, ROOT
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-EOT = "50256"
-ENDLESS = {EOT: -100}  # logit_bias that bans the end of turn: a reply runs to max_tokens
-
-
-class Server:
-    """`authorbot serve MODEL` in a subprocess, with its log."""
-
-    def __init__(self, model_dir: Path, log_path: Path, *args: str, env: dict | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        cmd = [sys.executable, "-m", "flows.cli", "serve", str(model_dir), "--port", str(self.port), *args]
-        environment = {"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)} | (env or {})
-        self.process = subprocess.Popen(
-            cmd, env=environment, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.statuses = self.wait_ready()
-
-    def wait_ready(self) -> list[int]:
-        """The /health statuses seen until it answered 200."""
-        seen, deadline = [], time.monotonic() + 180
-        while not seen or seen[-1] != 200:
-            assert self.process.poll() is None and time.monotonic() < deadline, self.log()
-            try:
-                seen.append(httpx.get(f"{self.url}/health", timeout=5).status_code)
-            except httpx.TransportError:
-                time.sleep(0.2)
-        return seen
-
-    def health(self) -> dict:
-        return httpx.get(f"{self.url}/health").json()
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGINT)
-        self.process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory):
-    running = Server(tiny_model, tmp_path_factory.mktemp("serve") / "server.log")
-    yield running
-    running.stop()
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture
 def client(server):
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0)
 
 
 def ask(text: str) -> list[dict]:
@@ -140,7 +93,7 @@ def test_bad_requests_get_openai_errors_and_no_traceback(server, client):
         (json.dumps({"messages": ask("x" * 2_000_000)}).encode(), 413, None),
     ]
     for body, status, param in cases:
-        answer = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
+        answer = httpx.post(url, content=body, headers={"Content-Type": "application/json"} | AUTH)
         error = answer.json()["error"]
         assert (answer.status_code, error["param"]) == (status, param), body[:80]
         assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
@@ -151,7 +104,7 @@ def stream_one(url: str, results: list, index: int, max_tokens: int, started: th
     """One streaming client: records (status, finish reason, [DONE] seen, text)."""
     body = {"messages": ask(f"Question number {index}?"), "stream": True, "max_tokens": max_tokens}
     body["logit_bias"] = ENDLESS
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as response:
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120) as response:
         if started:
             started.set()
         if response.status_code != 200:
@@ -185,7 +138,7 @@ def test_sixteen_streaming_clients_all_finish_and_a_seventeenth_is_told_to_retry
 def test_a_client_that_leaves_mid_stream_frees_the_model(server, client):
     before = server.health()
     body = {"messages": ask("Tell me a long story."), "stream": True, "max_tokens": 200, "logit_bias": ENDLESS}
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=AUTH, timeout=60) as response:
         lines = response.iter_lines()
         got = [next(lines) for _ in range(6)]  # the role chunk and a few words, then hang up
     assert sum(line.startswith("data: ") for line in got) == 3
@@ -198,35 +151,23 @@ def test_a_client_that_leaves_mid_stream_frees_the_model(server, client):
     assert reply.choices[0].message.content
 
 
-def test_an_api_key_cors_and_the_network_warning(tiny_model, tmp_path):
-    origin = "http://localhost:3000"
-    guarded = Server(tiny_model, tmp_path / "server.log", "--host", "0.0.0.0", "--cors", origin,
-                     env={"AUTHORBOT_API_KEY": "s3cret"})  # fmt: skip
-    try:
-        assert "the bot is now reachable from the network" in guarded.log()
-        anonymous = openai.OpenAI(base_url=f"{guarded.url}/v1", api_key="wrong", max_retries=0)
-        with pytest.raises(openai.AuthenticationError):
-            anonymous.models.list()
-        keyed = openai.OpenAI(base_url=f"{guarded.url}/v1", api_key="s3cret", max_retries=0)
-        assert keyed.chat.completions.create(model="austen", messages=ask("Hello"), max_tokens=4).choices
-        preflight = httpx.options(
-            f"{guarded.url}/v1/chat/completions",
-            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
-        )
-        assert preflight.headers.get("access-control-allow-origin") == origin
-    finally:
-        guarded.stop()
+def test_the_api_key_cors_and_the_network_warning(server, client):
+    assert "the bot is now reachable from the network" in server.log()  # it listens on 0.0.0.0
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0).models.list()
+    keyless = httpx.post(f"{server.url}/v1/chat/completions", json={"messages": ask("Hello")})
+    assert keyless.status_code == 401 and keyless.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(f"{server.url}/health").status_code == 200  # the page and health need no key
+
+    def preflight(origin: str) -> httpx.Response:
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        return httpx.options(f"{server.url}/v1/chat/completions", headers=headers)
+
+    assert preflight(ORIGIN).headers.get("access-control-allow-origin") == ORIGIN
+    assert "access-control-allow-origin" not in preflight("http://elsewhere.example").headers
 
 
-def test_cors_is_off_unless_asked_for(server):
-    preflight = httpx.options(
-        f"{server.url}/v1/chat/completions",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
-    )
-    assert "access-control-allow-origin" not in preflight.headers
-
-
-def test_a_port_in_use_is_one_line(tiny_model, server):
+def test_a_port_in_use_is_one_line(tiny_model, server):  # by default it listens on 127.0.0.1, taken too
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "serve", str(tiny_model), "--port", str(server.port)],
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},

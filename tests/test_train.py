@@ -227,10 +227,10 @@ def test_a_small_time_budget_shrinks_the_run_and_it_ends_in_time(dataset, tmp_pa
     import logging
 
     caplog.set_level(logging.INFO, logger="tasks")
-    budget = 0.4  # minutes: far less than two epochs of every pair take scratch:small here
+    budget = 0.25  # minutes: far less than two epochs of every pair take scratch:small here
     cfg = TrainConfig(model="scratch:small", tokenizer=TOKENIZER, epochs=2, time_budget=budget)
     train_model(dataset, cfg, tmp_path)
-    said = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("time budget 0.4 min"))
+    said = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("time budget 0.25 min"))
     everything, used = (int(x) for x in re.search(r"of all (\d+) pairs .* training on (\d+) of them", said).groups())
     assert 0 < used < everything and "--time-budget 0 trains on every pair" in said
     assert f"on {used} pairs" in caplog.text  # and so it did
