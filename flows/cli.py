@@ -201,8 +201,9 @@ def _read_book_file(path: Path) -> str:
 
 def _utterances(path: Path) -> list:
     from tasks.dialogue import extract_utterances
+    from tasks.speakers import assign_speakers
 
-    utterances = extract_utterances(_read_book_file(path))
+    utterances = assign_speakers(extract_utterances(_read_book_file(path)))
     if not utterances:
         raise ExtractionError(
             f"{path}: no dialogue found (no quoted speech, dash-opened lines or play headings); is it a novel?"

@@ -108,6 +108,7 @@ class Utterance:
     end: int
     text: str  # the spoken words, attribution removed, whitespace folded
     speaker: str  # as the text names it, "" when unknown
+    speaker_source: str = ""  # how the speaker was found (tasks/speakers.py): explicit, continuation, turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,7 +587,9 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
 def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path, title: str = "") -> StoredFile:
     """02_utterances/<book_id>.parquet (UTTERANCES)."""
     row = read_table(book.path, BOOKS).iloc[0]
-    utterances = extract_utterances(row["text"], book_id)
+    from tasks.speakers import assign_speakers  # noqa: PLC0415 (speakers imports this module)
+
+    utterances = assign_speakers(extract_utterances(row["text"], book_id))
     if not utterances:
         raise ExtractionError(
             f"book {book_id} ({row['title'] or 'untitled'}): no dialogue found; it may be a book without quoted speech"

@@ -56,6 +56,7 @@ UTTERANCES = pa.schema(
         ("end", pa.int64()),
         ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
         ("speaker", pa.string()),  # as the text names it ("Elizabeth"), "" when unknown
+        ("speaker_source", pa.string()),  # explicit, continuation or turn (tasks/speakers.py), "" when unknown
     ]
 )
 PAIRS = pa.schema(
