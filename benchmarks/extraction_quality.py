@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.pairing import pair_utterances  # noqa: E402
-from tasks.speakers import assign_speakers  # noqa: E402
 from tasks.pdnc import STYLES, load_aliases, load_novel, restyle, score, speaker_accuracy, speaker_precision  # noqa: E402
+from tasks.speakers import assign_speakers  # noqa: E402
 
 PDNC = Path(__file__).resolve().parents[2] / "shared" / "pdnc"
 
