@@ -211,6 +211,29 @@ def _utterances(path: Path) -> list:
     return utterances
 
 
+def _print_cast(title: str, cast: list) -> None:
+    print(f"{title}: {len(cast)} characters")
+    print(f"{'lines':>6}  {'character':<28} {'gender':<6}  also called")
+    for c in cast:
+        print(f"{c.utterances:>6}  {c.character:<28} {c.gender or '?':<6}  {', '.join(c.aliases[1:])}")
+
+
+def cmd_characters(args: argparse.Namespace) -> None:
+    from tasks.characters import cast_from_table, find_cast
+
+    if args.file is not None:
+        _print_cast(str(args.file), find_cast(_read_book_file(args.file), _utterances(args.file)))
+        return
+    cfg = _corpus_config(args)
+    from flows.corpus import build_corpus
+
+    with prefect_output():
+        dataset = build_corpus(**_flow_kwargs(args, CorpusConfig))
+    for book in dataset.report.per_book:
+        cast = cast_from_table(Path(cfg.data_dir) / "02_characters" / f"{book['book_id']}.parquet")
+        _print_cast(f"{book['title']} ({book['book_id']})", cast)
+
+
 def cmd_extract(args: argparse.Namespace) -> None:
     for u in _utterances(args.file):
         print(json.dumps(dataclasses.asdict(u), ensure_ascii=False))
@@ -264,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("action", choices=["start", "stop", "status"])
     server.set_defaults(run=cmd_server)
+    characters = commands.add_parser(
+        "characters", parents=[common], help="list the cast of a text file, or of an author's or books' books"
+    )
+    characters.add_argument("file", type=Path, nargs="?", help="a plain-text book (instead of --author / --book)")
+    _add_corpus_flags(characters)
+    characters.set_defaults(run=cmd_characters)
     extract = commands.add_parser("extract", parents=[common], help="print the utterances of a text file as JSON lines")
     extract.add_argument("file", type=Path)
     extract.set_defaults(run=cmd_extract)

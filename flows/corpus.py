@@ -1,6 +1,6 @@
 """The dataset flow: an author's name (or book ids) in, a checked dialogue dataset out.
 
-find books -> download -> extract utterances -> pair -> validate and export.
+find books -> download -> extract utterances and speakers -> the cast -> pair -> validate and export.
 Every step writes Parquet under data_dir and is cached by its real inputs and code, so a run
 repeated, or restarted after a failure, fetches and recomputes nothing it already has.
 """
@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from tasks.cache import dataset_lock, run_intact
 from tasks.catalog import fetch_catalog_task, select_books
+from tasks.characters import find_characters_task
 from tasks.config import CorpusConfig, config_from, dataset_name
 from tasks.dialogue import extract_utterances_task
 from tasks.errors import DownloadError, ExtractionError, InvalidDataError
@@ -107,7 +108,7 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
             "check the mirror or the book ids"
         )
 
-    # 3. Extract utterances and pair them, book by book.
+    # 3. Extract utterances and who speaks them, find the cast, and pair them, book by book.
     pair_tables = []
     for book_id, (entry, stored) in books.items():
         try:
@@ -121,10 +122,18 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
         except ExtractionError as exc:
             log.warning("skipping %s", exc)
             continue
+        characters = run_intact(
+            find_characters_task,
+            book_id=book_id,
+            book=stored,
+            utterances=utterances,
+            out_dir=cfg.data_dir / "02_characters",
+        )
         pairs = run_intact(
             pair_utterances_task,
             book_id=book_id,
             utterances=utterances,
+            characters=characters,
             max_gap=cfg.max_gap,
             out_dir=cfg.data_dir / "03_pairs",
         )

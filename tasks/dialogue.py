@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from prefect import task
+from prefect.cache_policies import INPUTS
 
 from tasks.attribution import (
     ATTRIBUTION,
@@ -39,8 +40,9 @@ from tasks.attribution import (
     subject_before,
     subject_of,
 )
-from tasks.cache import PARQUET_INPUTS
+from tasks.cache import ModuleSource
 from tasks.errors import ExtractionError
+from tasks.speakers import assign_speakers
 from tasks.tables import BOOKS, UTTERANCES, StoredFile, read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -578,17 +580,24 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     return utterances
 
 
+def utterances_from_table(path: Path) -> list[Utterance]:
+    """The UTTERANCES file as Utterance rows."""
+    frame = read_table(path, UTTERANCES)
+    return [
+        Utterance(**{k: (v if isinstance(v, str) else int(v)) for k, v in row.items()})
+        for row in frame.to_dict("records")
+    ]
+
+
 @task(
     name="extract-utterances",
     task_run_name="extract-{book_id}-{title}",
-    cache_policy=PARQUET_INPUTS,
+    cache_policy=INPUTS + ModuleSource(modules=("tasks.attribution", "tasks.speakers")),  # the code it runs
     persist_result=True,
 )
 def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path, title: str = "") -> StoredFile:
     """02_utterances/<book_id>.parquet (UTTERANCES)."""
     row = read_table(book.path, BOOKS).iloc[0]
-    from tasks.speakers import assign_speakers  # noqa: PLC0415 (speakers imports this module)
-
     utterances = assign_speakers(extract_utterances(row["text"], book_id))
     if not utterances:
         raise ExtractionError(

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import INPUTS
 
-from tasks.cache import PARQUET_INPUTS
+from tasks.cache import ModuleSource
+from tasks.characters import canonical_speakers, cast_from_table
 from tasks.config import CorpusConfig
-from tasks.dialogue import Utterance
-from tasks.tables import PAIRS, UTTERANCES, StoredFile, read_table, write_table
+from tasks.dialogue import Utterance, utterances_from_table
+from tasks.tables import PAIRS, StoredFile, write_table
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +53,17 @@ def pair_utterances(utterances: list[Utterance], max_gap: int = CorpusConfig.max
     return pairs
 
 
-def utterances_from_table(path: Path) -> list[Utterance]:
-    """The UTTERANCES file as Utterance rows."""
-    frame = read_table(path, UTTERANCES)
-    return [
-        Utterance(**{k: (v if isinstance(v, str) else int(v)) for k, v in row.items()})
-        for row in frame.to_dict("records")
-    ]
-
-
-@task(name="pair-utterances", task_run_name="pair-{book_id}", cache_policy=PARQUET_INPUTS, persist_result=True)
-def pair_utterances_task(book_id: int, utterances: StoredFile, max_gap: int, out_dir: Path) -> StoredFile:
-    """03_pairs/<book_id>.parquet (PAIRS)."""
-    pairs = pair_utterances(utterances_from_table(utterances.path), max_gap)
+@task(
+    name="pair-utterances",
+    task_run_name="pair-{book_id}",
+    cache_policy=INPUTS + ModuleSource(modules=("tasks.characters",)),  # it names speakers by their characters
+    persist_result=True,
+)
+def pair_utterances_task(
+    book_id: int, utterances: StoredFile, characters: StoredFile, max_gap: int, out_dir: Path
+) -> StoredFile:
+    """03_pairs/<book_id>.parquet (PAIRS), speakers by their characters' names."""
+    named = canonical_speakers(utterances_from_table(utterances.path), cast_from_table(characters.path))
+    pairs = pair_utterances(named, max_gap)
     log.info("book %d: %d pairs", book_id, len(pairs))
     return write_table(pairs, out_dir / f"{book_id}.parquet", PAIRS)

@@ -12,10 +12,15 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
   two quotes may bring in someone else).
 """
 
+from __future__ import annotations
+
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from tasks.attribution import addressees
-from tasks.dialogue import Utterance
+
+if TYPE_CHECKING:  # dialogue.py runs the sieve on what it extracts
+    from tasks.dialogue import Utterance
 
 EXPLICIT, CONTINUATION, TURN = "explicit", "continuation", "turn"
 ROUNDS = 6  # alternation spreads a known speaker this many turns at most

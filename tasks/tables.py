@@ -5,6 +5,7 @@
 | 01_raw/catalog.parquet            | CATALOG    | catalogued book                     |
 | 01_raw/<book_id>.parquet          | BOOKS      | downloaded book (header stripped)   |
 | 02_utterances/<book_id>.parquet   | UTTERANCES | utterance, in reading order         |
+| 02_characters/<book_id>.parquet   | CHARACTERS | character of the book's cast        |
 | 03_pairs/<book_id>.parquet        | PAIRS      | (prompt, response) of one book      |
 | 04_datasets/<name>.parquet        | DATASET    | checked pair with its split         |
 """
@@ -59,6 +60,15 @@ UTTERANCES = pa.schema(
         ("speaker_source", pa.string()),  # explicit, continuation or turn (tasks/speakers.py), "" when unknown
     ]
 )
+CHARACTERS = pa.schema(
+    [
+        ("book_id", pa.int64()),
+        ("character", pa.string()),  # the canonical name ("Elizabeth Bennet"); speakers in PAIRS are these
+        ("aliases", pa.list_(pa.string())),  # every name the text gives them, the canonical one first
+        ("gender", pa.string()),  # "F", "M", or "" when the text does not say
+        ("utterances", pa.int64()),  # lines spoken
+    ]
+)
 PAIRS = pa.schema(
     [
         ("book_id", pa.int64()),
@@ -66,7 +76,7 @@ PAIRS = pa.schema(
         ("prompt_index", pa.int64()),  # UTTERANCES.index of the prompt; the response is the next one
         ("prompt", pa.string()),
         ("response", pa.string()),
-        ("prompt_speaker", pa.string()),
+        ("prompt_speaker", pa.string()),  # a CHARACTERS name, or "" when unknown
         ("response_speaker", pa.string()),
     ]
 )

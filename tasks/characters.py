@@ -1,0 +1,160 @@
+"""Step 2c: a book's cast, from its own text: one character per person, with aliases, gender and lines.
+
+The names come from the speakers the text names (tasks/speakers.py) and from the names speeches
+call people by ("Mr. Darcy, you ..."). A shorter name joins a longer one that holds all its words
+and no other title ("Darcy" joins "Mr. Darcy"), but only when it fits one character: "Bennet",
+which fits Mr. and Mrs. Bennet, stays a name of its own rather than merge two people. A
+character's name is its longest form; its gender comes from its titles, else from the pronouns
+that follow its names in the narration ("Elizabeth ... her"), where they agree.
+"""
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from prefect import task
+
+from tasks.attribution import addressees, alternation
+from tasks.cache import PARQUET_INPUTS
+from tasks.dialogue import Utterance, utterances_from_table
+from tasks.tables import BOOKS, CHARACTERS, StoredFile, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+MALE_TITLES = {"mr", "sir", "lord", "colonel", "captain", "uncle", "father", "monsieur", "m", "herr", "king", "prince"}
+FEMALE_TITLES = {"mrs", "miss", "ms", "lady", "aunt", "mother", "madame", "mme", "frau", "queen", "princess"}
+TITLES = MALE_TITLES | FEMALE_TITLES | {"dr", "the"}
+HE, SHE = re.compile(r"\b(?:he|his|him|himself)\b"), re.compile(r"\b(?:she|her|hers|herself)\b")
+PRONOUN_AGREEMENT = 0.75  # share of the pronouns after a name that must agree to give it a gender
+MIN_MENTIONS = 2  # names called fewer times than this, and never speaking, are not the cast
+
+
+@dataclass(frozen=True, slots=True)
+class Character:
+    book_id: int
+    character: str  # the canonical name
+    aliases: list[str]  # every name the text gives them, the canonical one first
+    gender: str  # "F", "M", or "" when the text does not say
+    utterances: int  # lines spoken
+
+
+def _words(name: str) -> list[str]:
+    return name.lower().replace(".", " ").split()
+
+
+def _title_gender(name: str) -> str:
+    words = set(_words(name))
+    male, female = bool(words & MALE_TITLES), bool(words & FEMALE_TITLES)
+    return "M" if male and not female else "F" if female and not male else ""
+
+
+def _joins(short: str, long: str) -> bool:
+    """True when short can be a shorter name of long's person: all its words there and no other title;
+    with a title, its name must start long's ("Miss Elizabeth" is Miss Elizabeth Bennet, but "Miss
+    Bennet" may be her sister)."""
+    a, b = set(_words(short)), set(_words(long))
+    if not a < b or (a & TITLES) - (b & TITLES):
+        return False
+    named = [w for w in _words(short) if w not in TITLES]
+    return not (a & TITLES) or [w for w in _words(long) if w not in TITLES][: len(named)] == named
+
+
+def _canonical(aliases: list[str]) -> str:
+    """The name to call a character by: the most words of a name, with its title when it has one word
+    ("Mr. Darcy"), without when it has more ("Elizabeth Bennet")."""
+
+    def rank(name: str) -> tuple[int, int]:
+        words = set(_words(name))
+        plain, titled = len(words - TITLES), bool(words & TITLES)
+        return plain, titled if plain == 1 else -titled
+
+    return max(aliases, key=rank)
+
+
+def _pronoun_gender(text: str, names: list[str]) -> dict[str, str]:
+    """Per name, the gender the pronouns right after it in the text agree on ("" where they do not)."""
+    if not names:
+        return {}
+    counts: dict[str, Counter] = {}
+    pattern = re.compile(rf"\b({alternation('|'.join(names))})\b([^.!?;\"“”]{{0,80}})")
+    for match in pattern.finditer(text):
+        after = match.group(2)
+        he, she = HE.search(after), SHE.search(after)
+        if he or she:  # the first pronoun after the name
+            first = "M" if he and (not she or he.start() < she.start()) else "F"
+            counts.setdefault(match.group(1), Counter())[first] += 1
+    genders = {}
+    for name, counter in counts.items():
+        gender, n = counter.most_common(1)[0]
+        genders[name] = gender if n >= PRONOUN_AGREEMENT * sum(counter.values()) and n >= 2 else ""
+    return genders
+
+
+def _clean(name: str) -> str:
+    """A name without the punctuation an attribution may leave on it ("Mr. Knightley--")."""
+    return " ".join(name.split()).rstrip("-—–,;:!?'’\"”")
+
+
+def _full_names(text: str, names: set[str]) -> set[str]:
+    """Names the narration gives in full: a cast member's one-word name followed by a surname the
+    cast has with a title ("Elizabeth Bennet", from "Elizabeth" and "Mr. Bennet"), twice or more."""
+    first = {n for n in names if len(_words(n)) == 1 and not set(_words(n)) & TITLES}
+    surnames = {n.split()[-1] for n in names if set(_words(n)) & TITLES and len(_words(n)) == 2}
+    if not first or not surnames:
+        return set()
+    pattern = re.compile(rf"\b({alternation('|'.join(sorted(first)))})\s+({alternation('|'.join(sorted(surnames)))})\b")
+    found = Counter(f"{m.group(1)} {m.group(2)}" for m in pattern.finditer(text))
+    return {name for name, count in found.items() if count >= MIN_MENTIONS}
+
+
+def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[Character]:
+    """The book's characters, most lines first."""
+    spoken = Counter(_clean(u.speaker) for u in utterances if u.speaker and u.speaker != "I")
+    called = Counter(_clean(name) for u in utterances for name in addressees(u.text))
+    names = {n for n in spoken} | {n for n, count in called.items() if count >= MIN_MENTIONS}
+    names = {n for n in names if n and (not n[:1].islower() or n.startswith("the "))}
+    names |= _full_names(text, names)
+    ordered = sorted(names, key=lambda n: (-len(_words(n)), n))
+    home: dict[str, str] = {}  # name -> the name of its character
+    for name in sorted(names, key=lambda n: len(_words(n)), reverse=True):
+        fits = {home[other] for other in ordered if other != name and _joins(name, other)}
+        home[name] = fits.pop() if len(fits) == 1 else name
+    members: dict[str, list[str]] = {}
+    for name in ordered:
+        members.setdefault(home[name], []).append(name)
+    pronouns = _pronoun_gender(text, sorted(names))
+    cast = []
+    for aliases in members.values():
+        canonical = _canonical(aliases)
+        aliases = [canonical] + [a for a in aliases if a != canonical]
+        genders = {_title_gender(a) for a in aliases} - {""} or {pronouns.get(a, "") for a in aliases} - {""}
+        lines = sum(spoken[a] for a in aliases)
+        cast.append(Character(book_id, canonical, aliases, genders.pop() if len(genders) == 1 else "", lines))
+    return sorted(cast, key=lambda c: (-c.utterances, c.character))
+
+
+def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> list[Utterance]:
+    """The utterances with each speaker named by their character's canonical name."""
+    name_of = {alias: c.character for c in cast for alias in c.aliases}
+    return [replace(u, speaker=name_of.get(_clean(u.speaker), u.speaker)) for u in utterances]
+
+
+def cast_from_table(path: Path) -> list[Character]:
+    """The CHARACTERS file as Character rows."""
+    frame = read_table(path, CHARACTERS)
+    return [
+        Character(int(r["book_id"]), r["character"], list(r["aliases"]), r["gender"], int(r["utterances"]))
+        for r in frame.to_dict("records")
+    ]
+
+
+@task(name="find-characters", task_run_name="cast-{book_id}", cache_policy=PARQUET_INPUTS, persist_result=True)
+def find_characters_task(book_id: int, book: StoredFile, utterances: StoredFile, out_dir: Path) -> StoredFile:
+    """02_characters/<book_id>.parquet (CHARACTERS)."""
+    text = read_table(book.path, BOOKS).iloc[0]["text"]
+    cast = find_cast(text, utterances_from_table(utterances.path), book_id)
+    top = ", ".join(f"{c.character} ({c.utterances})" for c in cast[:5])
+    log.info("book %d: %d characters; most lines: %s", book_id, len(cast), top)
+    return write_table(cast, out_dir / f"{book_id}.parquet", CHARACTERS)

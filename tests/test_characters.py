@@ -1,0 +1,63 @@
+"""A book's cast from its own text: names merged per person only where that is sure, genders, lines."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import GUTENBERG, ROOT
+
+from tasks.characters import canonical_speakers, find_cast
+from tasks.dialogue import extract_utterances
+from tasks.gutenberg import decode_text, strip_boilerplate
+from tasks.pairing import pair_utterances
+from tasks.speakers import assign_speakers
+
+
+@pytest.fixture(scope="module")
+def pride():
+    raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
+    text = strip_boilerplate(decode_text(raw, "utf-8", "pg1342"))
+    utterances = assign_speakers(extract_utterances(text, 1342))
+    return text, utterances, {c.character: c for c in find_cast(text, utterances, 1342)}
+
+
+def test_the_bennets_and_mr_darcy_are_four_characters(pride):
+    _, _, cast = pride
+    for name, gender in [("Elizabeth Bennet", "F"), ("Mr. Darcy", "M"), ("Mrs. Bennet", "F"), ("Mr. Bennet", "M")]:
+        assert cast[name].gender == gender and cast[name].utterances > 10, name
+    assert {"Elizabeth", "Miss Elizabeth"} <= set(cast["Elizabeth Bennet"].aliases)  # her names, merged
+    assert "Darcy" in cast["Mr. Darcy"].aliases
+    assert cast["Elizabeth Bennet"].utterances == max(c.utterances for c in cast.values())
+
+
+def test_ambiguous_names_stay_unmerged(pride):
+    _, _, cast = pride
+    # "Miss Bennet" (the eldest daughter, Jane) is not folded into Elizabeth, nor Mr. into Mrs. Bennet
+    assert "Miss Bennet" in cast and not any("Miss Bennet" in c.aliases[1:] for c in cast.values())
+    assert cast["Mr. Bennet"].aliases == ["Mr. Bennet"] and cast["Mrs. Bennet"].aliases == ["Mrs. Bennet"]
+
+
+def test_pairs_name_speakers_by_their_character(pride):
+    _, utterances, cast = pride
+    pairs = pair_utterances(canonical_speakers(utterances, list(cast.values())))
+    speakers = {p.prompt_speaker for p in pairs} | {p.response_speaker for p in pairs}
+    assert "Elizabeth Bennet" in speakers and "Elizabeth" not in speakers and "Darcy" not in speakers
+    assert all(not (p.prompt_speaker and p.prompt_speaker == p.response_speaker) for p in pairs)
+
+
+def test_the_characters_command_lists_a_file_s_cast(tmp_path):
+    book = GUTENBERG / "cache/epub/11/pg11.txt"  # Alice's Adventures in Wonderland
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "characters", str(book)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PREFECT_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("characters") and lines[1].split()[:2] == ["lines", "character"]
+    first = lines[2].split()
+    assert first[1:3] == ["Alice", "F"] and int(first[0]) > 100  # she speaks most
+    assert any(" the Queen " in line for line in lines)  # described characters too
