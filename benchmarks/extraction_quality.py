@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tasks.characters import speakers_of  # noqa: E402
 from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.pairing import pair_utterances  # noqa: E402
 from tasks.pdnc import STYLES, load_aliases, load_novel, restyle, score, speaker_accuracy, speaker_precision  # noqa: E402
-from tasks.speakers import assign_speakers  # noqa: E402
 
 PDNC = Path(__file__).resolve().parents[2] / "shared" / "pdnc"
 
@@ -34,7 +34,8 @@ def main() -> None:
         rows = []
         for folder in sorted(p for p in args.pdnc.iterdir() if (p / "novel_text.txt").exists()):
             text, gold = load_novel(folder)
-            utterances = assign_speakers(extract_utterances(restyle(text, style)))  # as the pipeline does
+            styled = restyle(text, style)
+            utterances = speakers_of(styled, extract_utterances(styled))  # as the pipeline does
             s = score(utterances, pair_utterances(utterances), gold)
             row = (s.precision, s.recall, s.f1, s.pair_precision, s.pair_recall)
             aliases = load_aliases(folder)

@@ -200,10 +200,11 @@ def _read_book_file(path: Path) -> str:
 
 
 def _utterances(path: Path) -> list:
+    from tasks.characters import speakers_of
     from tasks.dialogue import extract_utterances
-    from tasks.speakers import assign_speakers
 
-    utterances = assign_speakers(extract_utterances(_read_book_file(path)))
+    text = _read_book_file(path)
+    utterances = speakers_of(text, extract_utterances(text))
     if not utterances:
         raise ExtractionError(
             f"{path}: no dialogue found (no quoted speech, dash-opened lines or play headings); is it a novel?"

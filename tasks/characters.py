@@ -18,8 +18,8 @@ from prefect import task
 
 from tasks.attribution import addressees, alternation
 from tasks.cache import PARQUET_INPUTS
-from tasks.dialogue import Utterance, utterances_from_table
-from tasks.tables import BOOKS, CHARACTERS, StoredFile, read_table, write_table
+from tasks.speakers import assign_speakers
+from tasks.tables import BOOKS, CHARACTERS, StoredFile, Utterance, read_table, utterances_from_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,19 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[
         lines = sum(spoken[a] for a in aliases)
         cast.append(Character(book_id, canonical, aliases, genders.pop() if len(genders) == 1 else "", lines))
     return sorted(cast, key=lambda c: (-c.utterances, c.character))
+
+
+def speakers_of(text: str, utterances: list[Utterance]) -> list[Utterance]:
+    """The speaker sieve in full: its name-based rules, then, with the cast's genders, pronouns too."""
+    first = assign_speakers(utterances)
+    genders = {alias: c.gender for c in find_cast(text, first) for alias in c.aliases if c.gender}
+    return assign_speakers(
+        utterances, {name: genders[_clean(name)] for name in _names(first) if _clean(name) in genders}
+    )
+
+
+def _names(utterances: list[Utterance]) -> set[str]:
+    return {u.speaker for u in utterances if u.speaker}
 
 
 def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> list[Utterance]:

@@ -41,9 +41,9 @@ from tasks.attribution import (
     subject_of,
 )
 from tasks.cache import ModuleSource
+from tasks.characters import speakers_of
 from tasks.errors import ExtractionError
-from tasks.speakers import assign_speakers
-from tasks.tables import BOOKS, UTTERANCES, StoredFile, read_table, write_table
+from tasks.tables import BOOKS, UTTERANCES, StoredFile, Utterance, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +97,6 @@ QUOTES = {
 MARK_PATTERNS = {
     name: re.compile(f"[{re.escape(chars + '?' * name.startswith('single'))}]") for name, (chars, _) in QUOTES.items()
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    book_id: int
-    index: int  # position among the book's utterances
-    paragraph: int  # paragraph where it starts
-    scene: int  # chapter or scene breaks before it
-    turn: int  # speaker turn: consecutive utterances of one turn are one speaker going on
-    start: int  # character offsets of the speech in the text (first and last quoted character)
-    end: int
-    text: str  # the spoken words, attribution removed, whitespace folded
-    speaker: str  # as the text names it, "" when unknown
-    speaker_source: str = ""  # how the speaker was found (tasks/speakers.py): explicit, continuation, turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +515,11 @@ def _takes_up_again(last: Utterance, last_subject: str, speech: Speech, paragrap
     return speech.resumes == "before" or speech.resumes == "after" and after_narration
 
 
+def _unnamed(speech: Speech) -> str:
+    """The attribution's subject when it gives no name ("she", "his lady"), folded to one line."""
+    return "" if speech.speaker else " ".join(speech.subject.split())
+
+
 def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     """The book's utterances in reading order; an empty list when it has no dialogue."""
     paragraphs = split_paragraphs(text)
@@ -570,35 +561,44 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
             if same_speech and len(last.text) < MAX_UTTERANCE:
                 last_said = last_said if last.speaker else sp.said
                 text_so_far = f"{last.text} {sp.text}"
-                utterances[-1] = replace(last, end=sp.end, text=text_so_far, speaker=last.speaker or sp.speaker)
+                utterances[-1] = replace(
+                    last,
+                    end=sp.end,
+                    text=text_so_far,
+                    speaker=last.speaker or sp.speaker,
+                    subject=last.subject or _unnamed(sp),
+                )
             else:
                 last_said = sp.said
                 utterances.append(
-                    Utterance(book_id, len(utterances), i, scene, turn, sp.start, sp.end, sp.text, sp.speaker)
+                    Utterance(
+                        book_id,
+                        len(utterances),
+                        i,
+                        scene,
+                        turn,
+                        sp.start,
+                        sp.end,
+                        sp.text,
+                        sp.speaker,
+                        "",
+                        _unnamed(sp),
+                    )
                 )
     log.debug("book %d: convention %s, %d utterances", book_id, conv, len(utterances))
     return utterances
 
 
-def utterances_from_table(path: Path) -> list[Utterance]:
-    """The UTTERANCES file as Utterance rows."""
-    frame = read_table(path, UTTERANCES)
-    return [
-        Utterance(**{k: (v if isinstance(v, str) else int(v)) for k, v in row.items()})
-        for row in frame.to_dict("records")
-    ]
-
-
 @task(
     name="extract-utterances",
     task_run_name="extract-{book_id}-{title}",
-    cache_policy=INPUTS + ModuleSource(modules=("tasks.attribution", "tasks.speakers")),  # the code it runs
+    cache_policy=INPUTS + ModuleSource(modules=("tasks.attribution", "tasks.speakers", "tasks.characters")),
     persist_result=True,
 )
 def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path, title: str = "") -> StoredFile:
     """02_utterances/<book_id>.parquet (UTTERANCES)."""
     row = read_table(book.path, BOOKS).iloc[0]
-    utterances = assign_speakers(extract_utterances(row["text"], book_id))
+    utterances = speakers_of(row["text"], extract_utterances(row["text"], book_id))
     if not utterances:
         raise ExtractionError(
             f"book {book_id} ({row['title'] or 'untitled'}): no dialogue found; it may be a book without quoted speech"

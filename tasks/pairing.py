@@ -15,8 +15,7 @@ from prefect.cache_policies import INPUTS
 from tasks.cache import ModuleSource
 from tasks.characters import canonical_speakers, cast_from_table
 from tasks.config import CorpusConfig
-from tasks.dialogue import Utterance, utterances_from_table
-from tasks.tables import PAIRS, StoredFile, write_table
+from tasks.tables import PAIRS, StoredFile, Utterance, utterances_from_table, write_table
 
 log = logging.getLogger(__name__)
 

@@ -9,20 +9,21 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
 - turn: in an exchange of two people, turns alternate: a turn between two turns of one speaker,
   or two turns after a speaker with someone else between, is that speaker's (or the other's),
   as long as all three are in one conversation, in consecutive paragraphs (narration between
-  two quotes may bring in someone else).
+  two quotes may bring in someone else);
+- anaphoric: "she said": the one speaker of the conversation, nearby, of that gender (the cast's,
+  tasks/characters.py), other than whoever spoke the turn before; then alternation again.
 """
 
-from __future__ import annotations
-
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from tasks.attribution import addressees
+from tasks.tables import Utterance
 
-if TYPE_CHECKING:  # dialogue.py runs the sieve on what it extracts
-    from tasks.dialogue import Utterance
-
-EXPLICIT, CONTINUATION, TURN = "explicit", "continuation", "turn"
+EXPLICIT, CONTINUATION, TURN, ANAPHORIC = "explicit", "continuation", "turn", "anaphoric"
+# "A B ? she said": the pronoun names the speaker two turns back when of that gender (the one before is
+# the other party). On the PDNC novels, 2 turns back: names 93.5% right; 3: 93.0%; 6: 92.6%
+RECENT = 2
+PRONOUN_GENDER = {"he": "M", "she": "F", "il": "M", "elle": "F", "er": "M", "sie": "F"}
 ROUNDS = 6  # alternation spreads a known speaker this many turns at most
 # turns either side where a third speaker rules alternation out: on the PDNC novels, 3 gives named
 # speakers 95% right against 90% with no such check, 96% with 6 (and far fewer named)
@@ -61,13 +62,35 @@ def _same_talk(a: Utterance, b: Utterance) -> bool:
     return a.scene == b.scene and abs(a.paragraph - b.paragraph) <= 2 * WINDOW
 
 
-def assign_speakers(utterances: list[Utterance]) -> list[Utterance]:
-    """The utterances with the speakers the sieve finds, and each one's speaker_source ("" where none)."""
+def assign_speakers(utterances: list[Utterance], genders: dict[str, str] | None = None) -> list[Utterance]:
+    """The utterances with the speakers the sieve finds, and each one's speaker_source ("" where none).
+    genders: the cast's, by name ("F", "M"); without them, no pronoun is resolved."""
     turns = _turns(utterances)
     # explicit: a turn is the speaker's whom one of its utterances' attributions names
     speaker = [next((utterances[i].speaker for i in members if utterances[i].speaker), "") for members in turns]
     source = [EXPLICIT if name else "" for name in speaker]
-    for _ in range(ROUNDS):  # turn: each round spreads the known speakers one turn further
+    _spread(turns, speaker, source, utterances)
+    if genders:
+        found = [
+            (t, name)
+            for t in range(len(turns))
+            if not speaker[t] and (name := _anaphor(t, turns, speaker, utterances, genders))
+        ]
+        for t, name in found:
+            speaker[t], source[t] = name, ANAPHORIC
+        _spread(turns, speaker, source, utterances)
+    out = []
+    for t, members in enumerate(turns):
+        for i in members:
+            own = utterances[i].speaker
+            how = EXPLICIT if own else (CONTINUATION if source[t] == EXPLICIT else source[t])
+            out.append(replace(utterances[i], speaker=own or speaker[t], speaker_source=how))
+    return out
+
+
+def _spread(turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance]) -> None:
+    """Alternation, in rounds: each spreads the known speakers one turn further."""
+    for _ in range(ROUNDS):
         found = [
             (t, name)
             for t in range(len(turns))
@@ -76,14 +99,25 @@ def assign_speakers(utterances: list[Utterance]) -> list[Utterance]:
         for t, name in found:
             speaker[t], source[t] = name, TURN
         if not found:
-            break
-    out = []
-    for t, members in enumerate(turns):
-        for i in members:
-            own = utterances[i].speaker
-            how = EXPLICIT if own else (CONTINUATION if source[t] == EXPLICIT else source[t])
-            out.append(replace(utterances[i], speaker=own or speaker[t], speaker_source=how))
-    return out
+            return
+
+
+def _anaphor(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance], genders: dict) -> str:
+    """Turn t's speaker when its attribution is a pronoun: the one nearby speaker of that gender, not the last one."""
+    pronoun = next((utterances[i].subject.lower() for i in turns[t] if utterances[i].subject), "")
+    gender = PRONOUN_GENDER.get(pronoun)
+    if not gender:
+        return ""
+    here = utterances[turns[t][0]]
+    last = speaker[t - 1] if t and _same_talk(here, utterances[turns[t - 1][0]]) else ""
+    near = range(max(t - RECENT, 0), t)  # who has just spoken: the pronoun refers back
+    candidates = {
+        speaker[k]
+        for k in near
+        if speaker[k] and genders.get(speaker[k]) == gender and _same_talk(here, utterances[turns[k][0]])
+    }
+    candidates = {name for name in candidates if not last or _two_people(name, last)}
+    return candidates.pop() if len(candidates) == 1 else ""
 
 
 def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance]) -> str:

@@ -57,7 +57,8 @@ UTTERANCES = pa.schema(
         ("end", pa.int64()),
         ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
         ("speaker", pa.string()),  # as the text names it ("Elizabeth"), "" when unknown
-        ("speaker_source", pa.string()),  # explicit, continuation or turn (tasks/speakers.py), "" when unknown
+        ("speaker_source", pa.string()),  # explicit, continuation, turn, anaphoric (tasks/speakers.py), or ""
+        ("subject", pa.string()),  # whom an attribution without a name names: "she", "his lady"; else ""
     ]
 )
 CHARACTERS = pa.schema(
@@ -83,6 +84,30 @@ PAIRS = pa.schema(
 DATASET = pa.schema(
     list(PAIRS) + [("title", pa.string()), ("split", pa.string())]  # split: "train" or "validation"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    book_id: int
+    index: int  # position among the book's utterances
+    paragraph: int  # paragraph where it starts
+    scene: int  # chapter or scene breaks before it
+    turn: int  # speaker turn: consecutive utterances of one turn are one speaker going on
+    start: int  # character offsets of the speech in the text (first and last quoted character)
+    end: int
+    text: str  # the spoken words, attribution removed, whitespace folded
+    speaker: str  # as the text names it, "" when unknown
+    speaker_source: str = ""  # how the speaker was found (tasks/speakers.py): explicit, continuation, turn, ...
+    subject: str = ""  # whom the attribution names when it gives no name: "she", "his lady"
+
+
+def utterances_from_table(path: Path) -> list[Utterance]:
+    """The UTTERANCES file as Utterance rows."""
+    frame = read_table(path, UTTERANCES)
+    return [
+        Utterance(**{k: (v if isinstance(v, str) else int(v)) for k, v in row.items()})
+        for row in frame.to_dict("records")
+    ]
 
 
 @dataclass(frozen=True)

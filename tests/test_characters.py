@@ -6,18 +6,17 @@ import sys
 import pytest
 from conftest import GUTENBERG, ROOT
 
-from tasks.characters import canonical_speakers, find_cast
+from tasks.characters import canonical_speakers, find_cast, speakers_of
 from tasks.dialogue import extract_utterances
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
-from tasks.speakers import assign_speakers
 
 
 @pytest.fixture(scope="module")
 def pride():
     raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
     text = strip_boilerplate(decode_text(raw, "utf-8", "pg1342"))
-    utterances = assign_speakers(extract_utterances(text, 1342))
+    utterances = speakers_of(text, extract_utterances(text, 1342))
     return text, utterances, {c.character: c for c in find_cast(text, utterances, 1342)}
 
 

@@ -5,6 +5,7 @@ import statistics
 import pytest
 from conftest import PDNC
 
+from tasks.characters import speakers_of
 from tasks.dialogue import extract_utterances
 from tasks.pairing import pair_utterances
 from tasks.pdnc import STYLES, load_aliases, load_novel, restyle, score, speaker_accuracy, speaker_precision
@@ -59,21 +60,44 @@ def test_the_rest_of_a_named_turn_is_the_same_speaker():  # Pride and Prejudice'
     ]
 
 
+# Pride and Prejudice, chapter 49: Elizabeth and her father, then "she cried" across a paragraph of narration.
+LETTER = (
+    '"And have you answered the letter?" said Elizabeth.\n\n"No; but it must be done soon."\n\n'
+    "Most earnestly did she then intreat him to lose no more time before he\nwrote.\n\n"
+    '"Oh! my dear father," she cried, "come back, and write immediately."\n'
+)
+
+
+def test_a_pronoun_names_the_speaker_two_turns_back_of_that_gender():
+    utterances = assign_speakers(extract_utterances(LETTER), genders={"Elizabeth": "F"})
+    assert [(u.speaker, u.speaker_source) for u in utterances] == [
+        ("Elizabeth", "explicit"),
+        ("", ""),  # her father, whom nothing names
+        ("Elizabeth", "anaphoric"),
+    ]
+    he_cried = assign_speakers(extract_utterances(LETTER.replace("she cried", "he cried")), genders={"Elizabeth": "F"})
+    assert he_cried[2].speaker == ""  # "he" cannot be Elizabeth, and nobody else is known
+    assert assign_speakers(extract_utterances(LETTER))[2].speaker == ""  # without the cast's genders, no guess
+
+
 @pytest.mark.parametrize("style", STYLES)
 def test_pdnc_speaker_scores_in_each_quoting_style(style):
-    precision, accuracy, implicit, pair_precision = [], [], [], []
+    precision, accuracy, implicit, anaphoric, pair_precision = [], [], [], [], []
     for folder in sorted(p for p in PDNC.iterdir() if p.is_dir()):
         text, gold = load_novel(folder)
         aliases = load_aliases(folder)
-        utterances = assign_speakers(extract_utterances(restyle(text, style)))
+        text = restyle(text, style)
+        utterances = speakers_of(text, extract_utterances(text))  # as the pipeline does
         precision.append(speaker_precision(utterances, gold, aliases)[0])
         found = speaker_accuracy(utterances, gold, aliases)
         accuracy.append(found["all"])
         implicit.append(found["Implicit"])
+        anaphoric.append(found["Anaphoric"])
         pair_precision.append(score(utterances, pair_utterances(utterances), gold).pair_precision)
     # a guard a little under today's scores (README): explicit attribution alone names 0.35 of all
-    # quotations right and 0.01 of the implicit ones, at 0.985 precision
-    assert statistics.mean(precision) >= 0.94
-    assert statistics.mean(accuracy) >= 0.41
-    assert statistics.mean(implicit) >= 0.17
+    # quotations right, 0.09 of the anaphoric and 0.01 of the implicit ones, at 0.985 precision
+    assert statistics.mean(precision) >= 0.925
+    assert statistics.mean(accuracy) >= 0.43
+    assert statistics.mean(anaphoric) >= 0.2
+    assert statistics.mean(implicit) >= 0.19
     assert statistics.mean(pair_precision) >= 0.855
