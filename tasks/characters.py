@@ -78,7 +78,8 @@ def _pronoun_gender(text: str, names: list[str]) -> dict[str, str]:
     if not names:
         return {}
     counts: dict[str, Counter] = {}
-    pattern = re.compile(rf"\b({alternation('|'.join(names))})\b([^.!?;\"“”]{{0,80}})")
+    # (?=[A-Zt]): the trie is tried only where a name can start (a capital, or "the" of "the Queen")
+    pattern = re.compile(rf"(?=[A-Zt])\b({alternation('|'.join(names))})\b([^.!?;\"“”]{{0,80}})")
     for match in pattern.finditer(text):
         after = match.group(2)
         he, she = HE.search(after), SHE.search(after)
@@ -104,18 +105,21 @@ def _full_names(text: str, names: set[str]) -> set[str]:
     surnames = {n.split()[-1] for n in names if set(_words(n)) & TITLES and len(_words(n)) == 2}
     if not first or not surnames:
         return set()
-    pattern = re.compile(rf"\b({alternation('|'.join(sorted(first)))})\s+({alternation('|'.join(sorted(surnames)))})\b")
+    pattern = re.compile(
+        rf"(?=[A-Z])\b({alternation('|'.join(sorted(first)))})\s+({alternation('|'.join(sorted(surnames)))})\b"
+    )
     found = Counter(f"{m.group(1)} {m.group(2)}" for m in pattern.finditer(text))
     return {name for name, count in found.items() if count >= MIN_MENTIONS}
 
 
-def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[Character]:
-    """The book's characters, most lines first."""
+def find_cast(text: str, utterances: list[Utterance], book_id: int = 0, full_names: bool = True) -> list[Character]:
+    """The book's characters, most lines first; full_names: look for the narration's full names too."""
     spoken = Counter(_clean(u.speaker) for u in utterances if u.speaker and u.speaker != "I")
     called = Counter(_clean(name) for u in utterances for name in addressees(u.text))
     names = {n for n in spoken} | {n for n, count in called.items() if count >= MIN_MENTIONS}
     names = {n for n in names if n and (not n[:1].islower() or n.startswith("the "))}
-    names |= _full_names(text, names)
+    if full_names:
+        names |= _full_names(text, names)
     ordered = sorted(names, key=lambda n: (-len(_words(n)), n))
     home: dict[str, str] = {}  # name -> the name of its character
     for name in sorted(names, key=lambda n: len(_words(n)), reverse=True):
@@ -138,7 +142,7 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[
 def speakers_of(text: str, utterances: list[Utterance]) -> list[Utterance]:
     """The speaker sieve in full: its name-based rules, then, with the cast's genders, pronouns too."""
     first = assign_speakers(utterances)
-    genders = {alias: c.gender for c in find_cast(text, first) for alias in c.aliases if c.gender}
+    genders = {alias: c.gender for c in find_cast(text, first, full_names=False) for alias in c.aliases if c.gender}
     return assign_speakers(
         utterances, {name: genders[_clean(name)] for name in _names(first) if _clean(name) in genders}
     )

@@ -90,14 +90,13 @@ def assign_speakers(utterances: list[Utterance], genders: dict[str, str] | None 
 
 def _spread(turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance]) -> None:
     """Alternation, in rounds: each spreads the known speakers one turn further."""
+    unknown = [t for t in range(len(turns)) if not speaker[t]]
     for _ in range(ROUNDS):
-        found = [
-            (t, name)
-            for t in range(len(turns))
-            if not speaker[t] and (name := _alternate(t, turns, speaker, utterances))
-        ]
+        found = [(t, name) for t in unknown if not speaker[t] and (name := _alternate(t, turns, speaker, utterances))]
         for t, name in found:
             speaker[t], source[t] = name, TURN
+        # only the turns beside a new name can change in the next round
+        unknown = sorted({t + d for t, _ in found for d in (-2, -1, 1, 2) if 0 <= t + d < len(turns)})
         if not found:
             return
 
@@ -130,13 +129,12 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
     }
     if len(nearby) > 2:
         return ""  # a third person nearby: who speaks is not a matter of alternation
-    words = " ".join(utterances[i].text for i in turns[t])
     for a, b, other in ((t - 2, t - 1, t + 1), (t + 2, t + 1, t - 1)):
         if not (0 <= a < len(turns) and speaker[a] and speaker[b] and _two_people(speaker[a], speaker[b])):
             continue
         if 0 <= other < len(turns) and speaker[other] and not _two_people(speaker[other], speaker[a]):
             continue  # A B ? A: not A twice running
-        if speaker[a] in addressees(words):
+        if speaker[a] in addressees(" ".join(utterances[i].text for i in turns[t])):
             continue  # "..., Elizabeth?" is not Elizabeth speaking
         lo, mid, hi = sorted((a, b, t))
         chain = (
