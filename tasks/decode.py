@@ -39,7 +39,8 @@ class Decoder:
         """Read ids [1, n] (mask: 1 where real) into cache slots offset.. ; the logits after ids[last]."""
         out = self.model.transformer(
             input_ids=ids,
-            position_ids=offset + tf.range(tf.shape(ids)[1])[None, :],
+            # the padding of a last chunk may run past the model's positions: it is masked, so any will do
+            position_ids=tf.minimum(offset + tf.range(tf.shape(ids)[1]), self.positions - 1)[None, :],
             attention_mask=tf.concat([valid, mask], axis=1),
             past_key_values=past,
             use_cache=True,
@@ -55,8 +56,8 @@ class Decoder:
         return logits, past, valid
 
     def slots_for(self, needed: int) -> int:
-        """The cache size for a context and reply of `needed` tokens: a power of two, at most the model's context."""
-        return min(max(MIN_SLOTS, 1 << (needed - 1).bit_length()), self.positions)
+        """The cache size for `needed` slots: a power of two, at most the model's context (unless more are needed)."""
+        return max(min(max(MIN_SLOTS, 1 << (needed - 1).bit_length()), self.positions), needed)
 
     def sample(
         self, context: list[int], how: ChatConfig, rng: np.random.Generator, logit_bias: dict[int, float] | None = None

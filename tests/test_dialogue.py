@@ -7,10 +7,22 @@ import pytest
 from conftest import GUTENBERG, PDNC
 
 from tasks.attribution import VERB_WORDS, alternation, find_subject
+from tasks.characters import speakers_of
 from tasks.dialogue import detect_convention, extract_utterances, split_paragraphs
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
-from tasks.pdnc import STYLES, Gold, align, load_aliases, load_novel, restyle, score, speaker_precision, words
+from tasks.pdnc import (
+    STYLES,
+    Gold,
+    align,
+    load_aliases,
+    load_novel,
+    restyle,
+    score,
+    speaker_accuracy,
+    speaker_precision,
+    words,
+)
 
 
 def book(book_id: int) -> str:
@@ -197,13 +209,23 @@ def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and 
 
 @pytest.mark.parametrize("style", STYLES)
 def test_pdnc_scores_in_each_quoting_style(style):
-    scores, speakers = [], []
+    scores, speakers, sieve, accuracy = [], [], [], []
     for folder in sorted(p for p in PDNC.iterdir() if p.is_dir()):
         text, gold = load_novel(folder)
-        utterances = extract_utterances(restyle(text, style))
+        aliases = load_aliases(folder)
+        text = restyle(text, style)
+        utterances = extract_utterances(text)
         scores.append(score(utterances, pair_utterances(utterances), gold))
-        speakers.append(speaker_precision(utterances, gold, load_aliases(folder))[0])
-    assert statistics.mean(speakers) >= 0.97  # a named speaker is nearly always the annotated one
+        speakers.append(speaker_precision(utterances, gold, aliases)[0])
+        named = speakers_of(text, utterances)  # the speaker sieve, as the pipeline runs it
+        sieve.append(speaker_precision(named, gold, aliases)[0])
+        accuracy.append(speaker_accuracy(named, gold, aliases))
+    assert statistics.mean(speakers) >= 0.97  # a speaker the attribution names is nearly always the annotated one
+    # the sieve, a little under today's scores (README): the attribution alone names 0.35 of all quotations
+    # right, 0.09 of the anaphoric and 0.01 of the implicit ones
+    assert statistics.mean(sieve) >= 0.925
+    for kind, least in (("all", 0.43), ("Anaphoric", 0.2), ("Implicit", 0.19)):
+        assert statistics.mean(a[kind] for a in accuracy) >= least, kind
     # a guard against regressions, a little under today's scores (README); the reference extractor
     # scores 0.92 F1, 0.83 pair precision, 0.78 pair recall (0.91, 0.83, 0.76 in single quotes)
     assert statistics.mean(s.f1 for s in scores) >= 0.95
