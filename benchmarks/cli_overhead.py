@@ -42,7 +42,7 @@ def main() -> None:
         dataset += ["--data-dir", f"{tmp}/data", "--out", f"{tmp}/out"]
         subprocess.run(dataset, env=env, check=True, capture_output=True)  # fills the caches and the database
         interpreter = seconds([python, "-c", "import flows.cli"], env, args.repeats)
-        flows = seconds([python, "-c", "import flows.finetune"], env, args.repeats)
+        flows = seconds([python, "-c", "import flows.corpus"], env, args.repeats)
         temporary = seconds(dataset, env, args.repeats)
         subprocess.run([python, "-m", "flows.cli", "server", "start"], env=env, check=True, capture_output=True)
         try:
