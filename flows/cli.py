@@ -251,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authorbot", description="Turn an author's novels into a chatbot.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true", help="TensorFlow's start-up lines and debug logging too")
+    common.add_argument(
+        "--keep-server",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep a Prefect server running for later commands (default: when run from a terminal)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     dataset = commands.add_parser(
         "dataset", parents=[common], help="download an author's books and build a checked dialogue dataset"
@@ -309,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop_orphaned_servers()
-    prefect_environment()
+    runs_a_flow = args.command in ("dataset", "run") or args.command == "characters" and args.file is None
+    keep = sys.stderr.isatty() if args.keep_server is None else args.keep_server
+    prefect_environment(keep_server=runs_a_flow and keep)
     if args.verbose:
         logging.getLogger("tasks").setLevel(logging.DEBUG)
         logging.getLogger("flows").setLevel(logging.DEBUG)

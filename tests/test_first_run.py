@@ -91,3 +91,42 @@ def test_chat_prints_no_tensorflow_start_up_lines(tiny_model, tmp_path):
     assert "cuda" not in quiet.stderr.lower() and "absl" not in quiet.stderr, quiet.stderr
     verbose = authorbot(tmp_path, "chat", str(tiny_model), "--max-new-tokens", "5", "--verbose", input="Hi.\n")
     assert verbose.returncode == 0 and "absl" in verbose.stderr  # what the quiet run kept from view
+
+
+def in_a_terminal(home, *args: str) -> tuple[int, str]:
+    """Run authorbot with its stderr on a pseudo-terminal, as from a shell; (exit code, what it printed there)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {"PREFECT_HOME": str(home), "PATH": os.environ["PATH"], "PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=follower
+    )
+    os.close(follower)
+    printed = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the other end closed: the command has exited
+            break
+        if not chunk:
+            break
+        printed += chunk
+    os.close(leader)
+    return done.wait(timeout=300), printed.decode(errors="replace")
+
+
+def test_a_command_from_a_terminal_keeps_a_server_for_the_next(tmp_path):
+    home = tmp_path / "prefect"
+    args = ("dataset", "--book", "1342", "--mirror", str(GUTENBERG), "--data-dir", str(tmp_path / "data"))
+    try:
+        code, first = in_a_terminal(home, *args)
+        assert code == 0, first[-2000:]
+        assert "authorbot: starting a Prefect server in the background for this and later commands" in first
+        assert authorbot(home, "server", "status").stdout.startswith("running: ")
+        code, second = in_a_terminal(home, *args)
+        assert code == 0 and "starting a Prefect server" not in second and "temporary server" not in second
+        code, without = in_a_terminal(tmp_path / "other", *args, "--no-keep-server")
+        assert code == 0 and "starting Prefect's temporary server" in without
+    finally:
+        assert authorbot(home, "server", "stop").stdout.strip() == "Prefect server stopped"
