@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.prefect_server import prefect_environment, prefect_output, stop_orphaned_servers
+from flows.prefect_server import keep_server, prefect_environment, prefect_output, stop_orphaned_servers
 from tasks import import_tensorflow_quietly
 from tasks.config import ChatConfig, CorpusConfig, ServeConfig, TrainConfig, config_from, read_prompts
 from tasks.errors import AuthorbotError, ExtractionError
@@ -133,8 +133,16 @@ def _flow_kwargs(args: argparse.Namespace, *configs: type) -> dict:
     return {name: getattr(args, name) for name in names}
 
 
+def _flow_server(args: argparse.Namespace) -> None:
+    """Before a flow is imported: keep a Prefect server for later commands, from a terminal or when asked."""
+    wanted = sys.stderr.isatty() if args.keep_server is None else args.keep_server
+    if wanted:
+        keep_server()
+
+
 def cmd_dataset(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect starts
+    _flow_server(args)
     from flows.corpus import build_corpus
 
     with prefect_output():
@@ -147,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     config_from(TrainConfig, vars(args))
     config_from(ChatConfig, vars(args))
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
+    _flow_server(args)
     from flows.finetune import finetune
 
     with prefect_output():
@@ -226,6 +235,7 @@ def cmd_characters(args: argparse.Namespace) -> None:
         _print_cast(str(args.file), find_cast(_read_book_file(args.file), _utterances(args.file)))
         return
     cfg = _corpus_config(args)
+    _flow_server(args)
     from flows.corpus import build_corpus
 
     with prefect_output():
@@ -315,9 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop_orphaned_servers()
-    runs_a_flow = args.command in ("dataset", "run") or args.command == "characters" and args.file is None
-    keep = sys.stderr.isatty() if args.keep_server is None else args.keep_server
-    prefect_environment(keep_server=runs_a_flow and keep)
+    prefect_environment()
     if args.verbose:
         logging.getLogger("tasks").setLevel(logging.DEBUG)
         logging.getLogger("flows").setLevel(logging.DEBUG)

@@ -126,9 +126,8 @@ def stop_server() -> bool:
     return True
 
 
-def prefect_environment(keep_server: bool = False) -> None:
-    """Settings that must be in place before Prefect is imported; the background server, when one runs
-    (keep_server: start one when none does, rather than a temporary server for this command only)."""
+def prefect_environment() -> None:
+    """Settings that must be in place before Prefect is imported; the background server, when one runs."""
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")  # our loggers reach the UI
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")  # nor Prefect's client telemetry (and its notice on a first run)
@@ -136,23 +135,25 @@ def prefect_environment(keep_server: bool = False) -> None:
     # Prefect gives its temporary server 20 s, which a first start on a busy 2-core machine overruns
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(START_TIMEOUT))
     os.environ["AUTHORBOT_CLI_PID"] = str(os.getpid())  # inherited by the temporary Prefect server
-    if not os.environ.get("PREFECT_API_URL") and (url := running_server() or keep_server and _keep_one()):
+    if not os.environ.get("PREFECT_API_URL") and (url := running_server()):
         os.environ["PREFECT_API_URL"] = url
     logging.getLogger("prefect").addFilter(_temporary_server_lines)
 
 
-def _keep_one() -> str | None:
-    """Start the background server for this command and later ones, saying so; None if it cannot start."""
+def keep_server() -> None:
+    """Before a flow's first import: when no server is set or kept, start the background server for this
+    command and later ones, saying so (a temporary server stands in if it cannot start)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
     print(
         "authorbot: starting a Prefect server in the background for this and later commands "
         "(about 15 s, once; `authorbot server stop` stops it, --no-keep-server does without)",
         file=sys.stderr,
     )
     try:
-        return start_server()
+        os.environ["PREFECT_API_URL"] = start_server()
     except AuthorbotError as exc:
         print(f"authorbot: {exc}; using a temporary server instead", file=sys.stderr)
-        return None
 
 
 def _temporary_server_lines(record: logging.LogRecord) -> bool:
