@@ -23,7 +23,7 @@ def test_greedy_decoding_gives_exactly_the_tokens_generate_gives(tiny_model, tok
     model = load_model(str(tiny_model), tokenizer)
     eot = tokenizer.eos_token_id
     decoder = Decoder(model, eot)
-    generate = tf.function(model.generate, jit_compile=True)
+    generate = model.generate  # eager: the same arithmetic as compiled, without a compilation per context
     short = tokenizer.encode("Good morning, Mr. Darcy. I hope you are well.") + [eot]
     long = tokenizer.encode(" ".join(["It is a truth universally acknowledged, that a single man"] * 12)) + [eot]
     assert len(short) < CHUNK < 2 * CHUNK < len(long)  # one chunk, and a context read in several

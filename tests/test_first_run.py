@@ -43,35 +43,6 @@ def test_a_temporary_server_that_does_not_start_in_time_is_one_line(tmp_path):
     assert "Stopping temporary server" not in done.stderr
 
 
-def test_a_kept_server_serves_later_commands_until_stopped(tmp_path):
-    home = tmp_path / "prefect"
-    started = authorbot(home, "server", "start")
-    assert started.returncode == 0, started.stderr
-    try:
-        url = authorbot(home, "server", "status").stdout.strip().removeprefix("running: ")
-        assert url.startswith("http://127.0.0.1:") and requests.get(f"{url}/health", timeout=5).ok
-        args = ("dataset", "--book", "1342", "--mirror", str(GUTENBERG), "--data-dir", str(tmp_path / "data"))
-        for _ in range(2):  # the second time, everything comes from the cache
-            done = authorbot(home, *args)
-            assert done.returncode == 0, done.stderr[-2000:]
-            assert "temporary server" not in done.stderr
-        runs = requests.post(f"{url}/flow_runs/filter", json={}, timeout=10).json()
-        assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"]  # both ran on the kept server
-        assert authorbot(home, "server", "start").returncode == 0  # a second start finds the first
-    finally:
-        stopped = authorbot(home, "server", "stop")
-    assert stopped.stdout.strip() == "Prefect server stopped"
-    assert authorbot(home, "server", "status").stdout.strip().startswith("not running")
-    deadline = time.monotonic() + 20
-    while True:  # nothing of it is left running
-        try:
-            requests.get(f"{url}/health", timeout=2)
-        except requests.ConnectionError:
-            break
-        assert time.monotonic() < deadline, "the server still answers"
-        time.sleep(0.5)
-
-
 def test_a_killed_server_start_is_found_and_stopped_later(tmp_path):
     home = tmp_path / "prefect"
     env = {"PREFECT_HOME": str(home), "PATH": os.environ["PATH"], "PYTHONPATH": ROOT}
@@ -86,11 +57,12 @@ def test_a_killed_server_start_is_found_and_stopped_later(tmp_path):
 
 
 def test_chat_prints_no_tensorflow_start_up_lines(tiny_model, tmp_path):
+    noisy = subprocess.run([sys.executable, "-c", "import tensorflow as tf; tf.config.list_physical_devices()"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "absl" in noisy.stderr  # what TensorFlow prints at start-up on this machine
     quiet = authorbot(tmp_path, "chat", str(tiny_model), "--max-new-tokens", "5", input="Hello there.\n")
     assert quiet.returncode == 0 and len(quiet.stdout.splitlines()) == 1
     assert "cuda" not in quiet.stderr.lower() and "absl" not in quiet.stderr, quiet.stderr
-    verbose = authorbot(tmp_path, "chat", str(tiny_model), "--max-new-tokens", "5", "--verbose", input="Hi.\n")
-    assert verbose.returncode == 0 and "absl" in verbose.stderr  # what the quiet run kept from view
 
 
 def in_a_terminal(home, *args: str) -> tuple[int, str]:
@@ -116,17 +88,29 @@ def in_a_terminal(home, *args: str) -> tuple[int, str]:
     return done.wait(timeout=300), printed.decode(errors="replace")
 
 
-def test_a_command_from_a_terminal_keeps_a_server_for_the_next(tmp_path):
+def test_a_command_from_a_terminal_keeps_a_server_for_the_next_until_stopped(tmp_path):
     home = tmp_path / "prefect"
     args = ("dataset", "--book", "1342", "--mirror", str(GUTENBERG), "--data-dir", str(tmp_path / "data"))
     try:
         code, first = in_a_terminal(home, *args)
         assert code == 0, first[-2000:]
         assert "authorbot: starting a Prefect server in the background for this and later commands" in first
-        assert authorbot(home, "server", "status").stdout.startswith("running: ")
-        code, second = in_a_terminal(home, *args)
-        assert code == 0 and "starting a Prefect server" not in second and "temporary server" not in second
-        code, without = in_a_terminal(tmp_path / "other", *args, "--no-keep-server")
-        assert code == 0 and "starting Prefect's temporary server" in without
+        url = authorbot(home, "server", "status").stdout.strip().removeprefix("running: ")
+        assert url.startswith("http://127.0.0.1:") and requests.get(f"{url}/health", timeout=5).ok
+        again = authorbot(home, *args)  # a script's command (no terminal) uses it too; all from the cache
+        assert again.returncode == 0 and "temporary server" not in again.stderr, again.stderr[-2000:]
+        runs = requests.post(f"{url}/flow_runs/filter", json={}, timeout=10).json()
+        assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"]  # both ran on the kept server
+        assert authorbot(home, "server", "start").returncode == 0  # a second start finds the first
     finally:
-        assert authorbot(home, "server", "stop").stdout.strip() == "Prefect server stopped"
+        stopped = authorbot(home, "server", "stop")
+    assert stopped.stdout.strip() == "Prefect server stopped"
+    assert authorbot(home, "server", "status").stdout.strip().startswith("not running")
+    deadline = time.monotonic() + 20
+    while True:  # nothing of it is left running
+        try:
+            requests.get(f"{url}/health", timeout=2)
+        except requests.ConnectionError:
+            break
+        assert time.monotonic() < deadline, "the server still answers"
+        time.sleep(0.5)
