@@ -208,7 +208,8 @@ def _read_book_file(path: Path) -> str:
     return text
 
 
-def _utterances(path: Path) -> list:
+def _utterances(path: Path) -> tuple[str, list]:
+    """The text of a book file and its utterances, with who speaks them."""
     from tasks.characters import speakers_of
     from tasks.dialogue import extract_utterances
 
@@ -218,7 +219,7 @@ def _utterances(path: Path) -> list:
         raise ExtractionError(
             f"{path}: no dialogue found (no quoted speech, dash-opened lines or play headings); is it a novel?"
         )
-    return utterances
+    return text, utterances
 
 
 def _print_cast(title: str, cast: list) -> None:
@@ -232,7 +233,7 @@ def cmd_characters(args: argparse.Namespace) -> None:
     from tasks.characters import cast_from_table, find_cast
 
     if args.file is not None:
-        _print_cast(str(args.file), find_cast(_read_book_file(args.file), _utterances(args.file)))
+        _print_cast(str(args.file), find_cast(*_utterances(args.file)))
         return
     cfg = _corpus_config(args)
     _flow_server(args)
@@ -246,14 +247,14 @@ def cmd_characters(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    for u in _utterances(args.file):
+    for u in _utterances(args.file)[1]:
         print(json.dumps(dataclasses.asdict(u), ensure_ascii=False))
 
 
 def cmd_pairs(args: argparse.Namespace) -> None:
     from tasks.pairing import pair_utterances
 
-    for p in pair_utterances(_utterances(args.file), args.max_gap):
+    for p in pair_utterances(_utterances(args.file)[1], args.max_gap):
         print(json.dumps(dataclasses.asdict(p), ensure_ascii=False))
 
 

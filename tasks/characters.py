@@ -1,11 +1,13 @@
 """Step 2c: a book's cast, from its own text: one character per person, with aliases, gender and lines.
 
-The names come from the speakers the text names (tasks/speakers.py) and from the names speeches
-call people by ("Mr. Darcy, you ..."). A shorter name joins a longer one that holds all its words
-and no other title ("Darcy" joins "Mr. Darcy"), but only when it fits one character: "Bennet",
-which fits Mr. and Mrs. Bennet, stays a name of its own rather than merge two people. A
-character's name is its longest form; its gender comes from its titles, else from the pronouns
-that follow its names in the narration ("Elizabeth ... her"), where they agree.
+The names come from the speakers the text names (tasks/speakers.py), from the names speeches call
+people by twice or more ("Mr. Darcy, you ..."), and from full names the narration gives ("Elizabeth
+Bennet"). A shorter name joins a longer one that holds all its words and no other title ("Darcy"
+joins "Mr. Darcy"), but only when it fits one character: "Bennet", which fits Mr. and Mrs. Bennet,
+stays a name of its own rather than merge two people. A character is called by its fullest name
+(with its title when that is one word: "Mr. Darcy", "Elizabeth Bennet"); its gender comes from its
+titles, else from the pronouns that follow its names in the narration ("Elizabeth ... her"), where
+they agree.
 """
 
 import logging
