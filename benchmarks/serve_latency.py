@@ -83,13 +83,14 @@ def measure_in_process(folder: str, new_tokens: int, repeats: int) -> dict:
 
     from tasks.chat import Bot
     from tasks.config import ChatConfig
+    from tasks.examples import Turn
 
     bot = Bot(Path(folder), ChatConfig(max_new_tokens=new_tokens, no_repeat_ngram=0))
     bot.generate_fn = tf.function(bot.model.generate, jit_compile=True)
     eot = bot.tokenizer.eos_token_id
     results = {}
     for label, text in (("short", SHORT), ("long", LONG)):
-        context = bot.context([text], new_tokens)
+        context = bot.context([Turn("", text)], new_tokens)
 
         def old(context=context) -> tuple[float, float]:
             start = time.perf_counter()

@@ -34,9 +34,13 @@ ENGINES = {  # label: (xla, compute dtype)
 
 
 def real_batches(batch_size: int, seq_len: int):
-    """Packed rows of Pride and Prejudice's pairs: (ids, targets, useful-token share)."""
+    """Packed rows of Pride and Prejudice's conversations: (ids, targets, useful-token share)."""
+    import dataclasses
+
+    import pandas as pd
+
     from tasks.dialogue import extract_utterances
-    from tasks.examples import encode_pairs, pack_rows
+    from tasks.examples import Layout, conversations_from_pairs, encode_conversations, pack_rows
     from tasks.gutenberg import decode_text, strip_boilerplate
     from tasks.model import load_tokenizer
     from tasks.pairing import pair_utterances
@@ -44,7 +48,8 @@ def real_batches(batch_size: int, seq_len: int):
     raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
     pairs = pair_utterances(extract_utterances(strip_boilerplate(decode_text(raw, "utf-8", "pg1342"))))
     tokenizer = load_tokenizer(str(TOKENIZER))
-    examples, _ = encode_pairs([p.prompt for p in pairs], [p.response for p in pairs], tokenizer, seq_len)
+    conversations = conversations_from_pairs(pd.DataFrame([dataclasses.asdict(p) for p in pairs]))
+    examples, _ = encode_conversations(conversations, tokenizer, seq_len, Layout())
     rows = pack_rows(examples, seq_len, tokenizer.eos_token_id)
     n = len(rows.ids) // batch_size * batch_size
     return rows.ids[:n].reshape(-1, batch_size, seq_len), rows.targets[:n].reshape(-1, batch_size, seq_len), rows

@@ -10,10 +10,19 @@ from pathlib import Path
 
 from flows.prefect_server import keep_server, prefect_environment, prefect_output, stop_orphaned_servers
 from tasks import import_tensorflow_quietly
-from tasks.config import ChatConfig, CorpusConfig, ServeConfig, TrainConfig, config_from, read_prompts
+from tasks.config import (
+    EXAMPLES,
+    ChatConfig,
+    CorpusConfig,
+    EvalConfig,
+    ServeConfig,
+    TrainConfig,
+    config_from,
+    read_prompts,
+)
 from tasks.errors import AuthorbotError, ExtractionError
 
-C, T, S, V = CorpusConfig, TrainConfig, ChatConfig, ServeConfig
+C, T, S, V, E = CorpusConfig, TrainConfig, ChatConfig, ServeConfig, EvalConfig
 
 
 def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +68,14 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--val-fraction", type=float, default=C.val_fraction, help="default %(default)s")
     parser.add_argument(
+        "--val-books",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="hold out these whole books for validation (instead of --val-fraction of the conversations)",
+    )
+    parser.add_argument(
         "--min-pairs", type=int, default=C.min_pairs, help="fail when fewer usable pairs remain (default %(default)s)"
     )
     parser.add_argument(
@@ -86,6 +103,18 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         default=T.mask_prompt,
         help="loss on the response only (default %(default)s)",
     )
+    parser.add_argument(
+        "--examples",
+        choices=EXAMPLES,
+        default=T.examples,
+        help="whole conversations with speakers' names, or one exchange each (default %(default)s)",
+    )
+    parser.add_argument(
+        "--character", default=T.character, metavar="NAME", help="a bot that is this character (their turns only)"
+    )
+    parser.add_argument(
+        "--prose-epochs", type=int, default=T.prose_epochs, help="epochs on the books' whole text first (%(default)s)"
+    )
     parser.add_argument("--patience", type=int, default=T.patience, help="early stopping, in epochs (%(default)s)")
     parser.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="steps (%(default)s)")
     parser.add_argument(
@@ -105,6 +134,14 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool, prompts: bool = True) -> None:
+    parser.add_argument(
+        "--as",
+        dest="as_character",
+        default="",
+        metavar="NAME",
+        help="the bot speaks as this character of its cast (default: unnamed, or the --character it was trained as)",
+    )
+    parser.add_argument("--you", default="", metavar="NAME", help="your turns are this character's (default: unnamed)")
     if prompts:
         parser.add_argument(
             "--prompts",
@@ -123,8 +160,17 @@ def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool, prompts: bool =
         parser.add_argument("--seed", type=int, default=S.seed, help="sampling seed (default %(default)s)")
 
 
+def _add_eval_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-responses", type=int, default=E.max_responses, help="responses scored, a sample (%(default)s; 0: all)"
+    )
+    parser.add_argument("--ranked", type=int, default=E.ranked, help="of them, ranked for Hits@1 (%(default)s)")
+    parser.add_argument("--candidates", type=int, default=E.candidates, help="lines ranked together (%(default)s)")
+    parser.add_argument("--samples", type=int, default=E.samples, help="replies sampled for statistics (%(default)s)")
+
+
 def _corpus_config(args: argparse.Namespace) -> CorpusConfig:
-    return config_from(CorpusConfig, vars(args), book=tuple(args.book))
+    return config_from(CorpusConfig, vars(args), book=tuple(args.book), val_books=tuple(args.val_books))
 
 
 def _flow_kwargs(args: argparse.Namespace, *configs: type) -> dict:
@@ -154,12 +200,18 @@ def cmd_run(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect and TensorFlow start
     config_from(TrainConfig, vars(args))
     config_from(ChatConfig, vars(args))
+    config_from(EvalConfig, vars(args))
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     _flow_server(args)
     from flows.finetune import finetune
 
     with prefect_output():
-        model_dir = finetune(**_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig), prompts=args.prompts)
+        model_dir = finetune(
+            **_flow_kwargs(args, CorpusConfig, TrainConfig, ChatConfig, EvalConfig),
+            prompts=args.prompts,
+            as_character=args.as_character,
+            you=args.you,
+        )
     print(
         f"model saved in {model_dir}; talk to it with: authorbot chat {model_dir}\n"
         f"or in a browser and over the OpenAI API: authorbot serve {model_dir}",
@@ -172,7 +224,7 @@ def cmd_chat(args: argparse.Namespace) -> None:
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     from tasks.chat import chat
 
-    chat(args.model_dir, cfg, args.prompts)
+    chat(args.model_dir, cfg, args.prompts, args.as_character, args.you)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -180,7 +232,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
     cfg = config_from(ServeConfig, vars(args), api_key=args.api_key or os.environ.get("AUTHORBOT_API_KEY", ""))
     from flows.serve import serve
 
-    serve(args.model_dir, cfg, defaults)
+    serve(args.model_dir, cfg, defaults, args.as_character, args.you)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    cfg = config_from(EvalConfig, vars(args))
+    sampling = config_from(ChatConfig, vars(args))
+    from tasks.evaluate import eval_markdown, evaluate_bot, read_pairs, write_eval
+
+    pairs = read_pairs(args.pairs, args.split)
+    result = evaluate_bot(args.model_dir, pairs, cfg, sampling)
+    out = args.out or args.model_dir.parent / f"eval-{args.pairs.parent.name or 'pairs'}.json"
+    write_eval(result, out)
+    print(eval_markdown(result))
+    print(f"written to {out}", file=sys.stderr)
 
 
 def cmd_server(args: argparse.Namespace) -> None:
@@ -229,9 +294,28 @@ def _print_cast(title: str, cast: list) -> None:
         print(f"{c.utterances:>6}  {c.character:<28} {c.gender or '?':<6}  {', '.join(c.aliases[1:])}")
 
 
+def _print_trained_cast(model_dir: Path) -> None:
+    """The characters a model was trained with (saved beside it), largest first."""
+    from tasks.examples import LAYOUT_FILE, Layout
+    from tasks.model import check_model_dir
+
+    check_model_dir(model_dir)
+    layout = Layout.of(model_dir)
+    if not layout.characters:
+        raise AuthorbotError(f"{model_dir}: no {LAYOUT_FILE} with its cast; it was not trained by this authorbot")
+    character = f", as {layout.character}" if layout.character else ""
+    print(f"{model_dir}: trained with {len(layout.characters)} characters{character}")
+    print(f"{'lines':>6}  character")
+    for name, lines in sorted(layout.characters.items(), key=lambda c: -c[1]):
+        print(f"{lines:>6}  {name}")
+
+
 def cmd_characters(args: argparse.Namespace) -> None:
     from tasks.characters import cast_from_table, find_cast
 
+    if args.file is not None and args.file.is_dir():
+        _print_trained_cast(args.file)
+        return
     if args.file is not None:
         _print_cast(str(args.file), find_cast(*_utterances(args.file)))
         return
@@ -280,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_flags(run)
     _add_train_flags(run)
     _add_chat_flags(run, seed=False)  # --seed is the corpus flags' one: split, shuffling and sampling
+    _add_eval_flags(run)
     run.set_defaults(run=cmd_run)
     chat = commands.add_parser(
         "chat", parents=[common], help="talk to a trained model (stdin lines get one reply line each)"
@@ -300,15 +385,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue-size", type=int, default=V.queue_size, help="requests at once (%(default)s)")
     _add_chat_flags(serve, seed=True, prompts=False)
     serve.set_defaults(run=cmd_serve)
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="measure a trained model on dialogue pairs (pairs.json of authorbot dataset)"
+    )
+    evaluate.add_argument("model_dir", type=Path, help="a model directory, e.g. DIR/model from authorbot run")
+    evaluate.add_argument("--pairs", type=Path, required=True, help="a pairs.json, e.g. of books the bot never read")
+    evaluate.add_argument(
+        "--split", default="", choices=["", "train", "validation"], help="score only this split (default: all pairs)"
+    )
+    evaluate.add_argument("--out", type=Path, help="the JSON result (default: beside the model, eval-<folder>.json)")
+    _add_eval_flags(evaluate)
+    _add_chat_flags(evaluate, seed=True, prompts=False)
+    evaluate.set_defaults(run=cmd_eval)
     server = commands.add_parser(
         "server", parents=[common], help="keep a Prefect server running for later commands (start, stop, status)"
     )
     server.add_argument("action", choices=["start", "stop", "status"])
     server.set_defaults(run=cmd_server)
     characters = commands.add_parser(
-        "characters", parents=[common], help="list the cast of a text file, or of an author's or books' books"
+        "characters",
+        parents=[common],
+        help="list the cast of a text file, of an author's or books' books, or that a model was trained with",
     )
-    characters.add_argument("file", type=Path, nargs="?", help="a plain-text book (instead of --author / --book)")
+    characters.add_argument(
+        "file", type=Path, nargs="?", help="a plain-text book or a model directory (instead of --author / --book)"
+    )
     _add_corpus_flags(characters)
     characters.set_defaults(run=cmd_characters)
     extract = commands.add_parser("extract", parents=[common], help="print the utterances of a text file as JSON lines")
@@ -330,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         logging.getLogger("tasks").setLevel(logging.DEBUG)
         logging.getLogger("flows").setLevel(logging.DEBUG)
-    elif args.command in ("run", "chat", "serve"):
+    elif args.command in ("run", "chat", "serve", "eval"):
         import_tensorflow_quietly()
     try:
         args.run(args)

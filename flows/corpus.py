@@ -48,11 +48,14 @@ def build_corpus(
     http_timeout: float = C.http_timeout,
     max_gap: int = C.max_gap,
     val_fraction: float = C.val_fraction,
+    val_books: list[int] = [],  # noqa: B006
     min_pairs: int = C.min_pairs,
     seed: int = C.seed,
 ) -> CheckedDataset:
     """Build, check and export the dialogue dataset of an author or of some books."""
-    cfg = config_from(CorpusConfig, dict(locals()), book=tuple(book), data_dir=Path(data_dir).resolve())
+    cfg = config_from(
+        CorpusConfig, dict(locals()), book=tuple(book), val_books=tuple(val_books), data_dir=Path(data_dir).resolve()
+    )
     with dataset_lock(cfg.data_dir, cfg.name), tags(cfg.name):
         return build_dataset(cfg)
 
@@ -151,6 +154,7 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
         seed=cfg.seed,
         min_pairs=cfg.min_pairs,
         out_path=cfg.data_dir / "04_datasets" / f"{cfg.name}.parquet",
+        val_books=cfg.val_books,
     )
     out_dir = Path(cfg.out) if cfg.out else cfg.data_dir / cfg.name
     data = read_table(dataset.path, DATASET)

@@ -17,12 +17,14 @@ from prefect.runtime import flow_run
 from flows.corpus import build_dataset
 from tasks.cache import dataset_lock, run_intact
 from tasks.chat import write_transcript_task
-from tasks.config import ChatConfig, CorpusConfig, TrainConfig, config_from, dataset_name
+from tasks.config import ChatConfig, CorpusConfig, EvalConfig, TrainConfig, config_from, dataset_name
+from tasks.evaluate import evaluate_bot_task
 from tasks.runs import spec_fingerprint
+from tasks.tables import stored_file
 from tasks.train import train_model_task
 
 log = logging.getLogger(__name__)
-C, T, S = CorpusConfig, TrainConfig, ChatConfig  # the defaults below are theirs, so flow and CLI agree
+C, T, S, E = CorpusConfig, TrainConfig, ChatConfig, EvalConfig  # the defaults below are theirs, so flow and CLI agree
 
 
 def _run_name() -> str:
@@ -45,6 +47,7 @@ def finetune(
     http_timeout: float = C.http_timeout,
     max_gap: int = C.max_gap,
     val_fraction: float = C.val_fraction,
+    val_books: list[int] = [],  # noqa: B006
     min_pairs: int = C.min_pairs,
     model: str = T.model,
     tokenizer: str = T.tokenizer,
@@ -54,33 +57,53 @@ def finetune(
     learning_rate: float = T.learning_rate,
     max_pairs: int = T.max_pairs,
     mask_prompt: bool = T.mask_prompt,
+    examples: str = T.examples,
+    character: str = T.character,
+    prose_epochs: int = T.prose_epochs,
     patience: int = T.patience,
     checkpoint_every: int = T.checkpoint_every,
     time_budget: float | None = T.time_budget,
     xla: bool | None = T.xla,
     mixed_precision: bool | None = T.mixed_precision,
     prompts: Path | None = None,
+    as_character: str = "",
+    you: str = "",
     temperature: float = S.temperature,
     top_k: int = S.top_k,
     top_p: float = S.top_p,
     repetition_penalty: float = S.repetition_penalty,
     no_repeat_ngram: int = S.no_repeat_ngram,
     max_new_tokens: int = S.max_new_tokens,
+    max_responses: int = E.max_responses,
+    ranked: int = E.ranked,
+    candidates: int = E.candidates,
+    samples: int = E.samples,
     seed: int = C.seed,
 ) -> Path:
     """Build an author's dialogue dataset, fine-tune GPT-2 on it, and write the bot's replies to test prompts."""
     params = dict(locals())
     data_dir = Path(data_dir).resolve()
     out_dir = Path(out).resolve() if out else data_dir / dataset_name(author, book)
-    corpus = config_from(CorpusConfig, params, book=tuple(book), data_dir=data_dir, out=out_dir)
+    corpus = config_from(
+        CorpusConfig, params, book=tuple(book), val_books=tuple(val_books), data_dir=data_dir, out=out_dir
+    )
     train = config_from(TrainConfig, params)
     sampling = config_from(ChatConfig, params)
+    evaluation = config_from(EvalConfig, params)
 
     with dataset_lock(data_dir, corpus.name), tags(corpus.name):
-        return make_bot(corpus, train, sampling, prompts)
+        return make_bot(corpus, train, sampling, evaluation, prompts, as_character, you)
 
 
-def make_bot(corpus: CorpusConfig, train: TrainConfig, sampling: ChatConfig, prompts: Path | None) -> Path:
+def make_bot(
+    corpus: CorpusConfig,
+    train: TrainConfig,
+    sampling: ChatConfig,
+    evaluation: EvalConfig,
+    prompts: Path | None,
+    as_character: str = "",
+    you: str = "",
+) -> Path:
     """The flow's body: the six steps, for callers that already hold the configs."""
     out_dir = Path(corpus.out)
 
@@ -89,7 +112,15 @@ def make_bot(corpus: CorpusConfig, train: TrainConfig, sampling: ChatConfig, pro
 
     # 5. Fine-tune, resuming from out_dir/checkpoints if a run was interrupted.
     sources = (spec_fingerprint(train.model), spec_fingerprint(train.tokenizer_spec))
-    run_intact(train_model_task, dataset=dataset.table, cfg=train, sources=sources, out_dir=out_dir)
+    books = tuple(stored_file(corpus.data_dir / "01_raw" / f"{b['book_id']}.parquet") for b in dataset.report.per_book)
+    run_intact(
+        train_model_task,
+        dataset=dataset.table,
+        cfg=train,
+        sources=sources,
+        out_dir=out_dir,
+        books=books if train.prose_epochs else (),  # the cache key holds the books only when they are read
+    )
     model_dir = out_dir / "model"
     metrics = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text("utf-8").splitlines()]
     create_table_artifact(key="training-metrics", table=metrics, description=f"{corpus.name}: one row per epoch")
@@ -101,8 +132,9 @@ def make_bot(corpus: CorpusConfig, train: TrainConfig, sampling: ChatConfig, pro
         f"(perplexity {min(m['val_perplexity'] for m in metrics):.1f}); the image is `{out_dir}/loss.png`.",
     )
 
-    # 6. Talk to it: replies to the test prompts.
-    transcript = write_transcript_task(model_dir, sampling, prompts, out_dir / "transcript.md")
+    # 6. Measure it on the validation pairs, then talk to it: replies to the test prompts.
+    evaluate_bot_task(model_dir, out_dir / "pairs.json", evaluation, sampling, out_dir / "eval.json")
+    transcript = write_transcript_task(model_dir, sampling, prompts, out_dir / "transcript.md", as_character, you)
     serve = f"authorbot serve {model_dir}"
     create_markdown_artifact(
         key="transcript", markdown=f"{transcript}\nTalk to it in a browser or over the OpenAI API: `{serve}`\n"

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from tasks.config import ChatConfig, ServeConfig
 from tasks.errors import ConfigError
+from tasks.examples import Layout, Turn
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ RETRY_AFTER = 2  # seconds a client is told to wait when the queue is full
 class Message(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: StrictStr | list[dict]  # a string, or OpenAI's parts: [{"type": "text", "text": "..."}]
+    name: StrictStr | None = None  # who speaks: a character's name (the bot answers as its last assistant's name)
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -83,8 +85,8 @@ class ApiError(Exception):
 class Job:
     """One reply being sampled for a request: the worker thread puts its pieces, the request reads them."""
 
-    def __init__(self, history: list[str], cfg: ChatConfig, rng, logit_bias: dict, loop) -> None:
-        self.history, self.cfg, self.rng, self.logit_bias = history, cfg, rng, logit_bias
+    def __init__(self, history: list, speaker: str | None, cfg: ChatConfig, rng, logit_bias: dict, loop) -> None:
+        self.history, self.speaker, self.cfg, self.rng, self.logit_bias = history, speaker, cfg, rng, logit_bias
         self.pieces: asyncio.Queue = asyncio.Queue()
         self.loop = loop
         self.cancelled = threading.Event()
@@ -96,8 +98,11 @@ class Job:
 class Engine:
     """The model, the worker thread that samples replies one at a time, and the bounded queue before it."""
 
-    def __init__(self, model_dir: Path, defaults: ChatConfig, queue_size: int) -> None:
+    def __init__(
+        self, model_dir: Path, defaults: ChatConfig, queue_size: int, speaker: str = "", user: str = ""
+    ) -> None:
         self.model_dir, self.defaults, self.queue_size = model_dir, defaults, queue_size
+        self.speaker, self.user = speaker, user
         self.bot = None
         self.ready = threading.Event()
         self.jobs: queue.Queue[Job] = queue.Queue()
@@ -109,8 +114,9 @@ class Engine:
         """Load the model, compile the sampler (a two-token reply), then take requests."""
         from tasks.chat import Bot
 
-        self.bot = Bot(self.model_dir, self.defaults)
-        list(self.bot.stream(["Hello."], replace(self.defaults, max_new_tokens=2), np.random.default_rng(0)))
+        self.bot = Bot(self.model_dir, self.defaults, self.speaker, self.user)
+        hello = [Turn(self.bot.user, "Hello.")]
+        list(self.bot.stream(hello, replace(self.defaults, max_new_tokens=2), np.random.default_rng(0)))
         threading.Thread(target=self._work, name="sampler", daemon=True).start()
         self.ready.set()
 
@@ -136,7 +142,7 @@ class Engine:
                     self.pending -= 1
 
     def _sample(self, job: Job) -> None:
-        reply = self.bot.stream(job.history, job.cfg, job.rng, job.logit_bias)
+        reply = self.bot.stream(job.history, job.cfg, job.rng, job.logit_bias, job.speaker)
         if not job.cancelled.is_set():
             for piece in reply:
                 if job.cancelled.is_set():
@@ -236,8 +242,9 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
             raise ApiError(
                 404, f"model {req.model!r} is not served here; this server has {name!r}", "model", "model_not_found"
             )
+        history, speaker = _history(req, engine)
         job = Job(
-            _history(req), _sampling(req, engine), _rng(req), _logit_bias(req, engine), asyncio.get_running_loop()
+            history, speaker, _sampling(req, engine), _rng(req), _logit_bias(req, engine), asyncio.get_running_loop()
         )
         if not engine.submit(job):
             headers = {"Retry-After": str(RETRY_AFTER)}
@@ -271,12 +278,24 @@ async def _read_json(request: Request):
         raise ApiError(400, f"the body is not valid JSON ({exc})") from None
 
 
-def _history(req: ChatRequest) -> list[str]:
-    """The conversation's turns, user's and bot's alike; system messages do not speak, so they are left out."""
-    turns = [" ".join(m.text().split()) for m in req.messages if m.role != "system"]
-    if not any(turns):
+def _history(req: ChatRequest, engine: Engine) -> tuple[list, str | None]:
+    """The conversation's turns, user's and bot's alike (system messages do not speak, so they are
+    left out), each under its message's name (else the server's --you / --as), and whom the bot
+    answers as: the last assistant message's name, else the server's --as."""
+    bot = engine.bot
+    spoken = [m for m in req.messages if m.role != "system"]
+    names = {}
+    for i, m in enumerate(spoken):
+        default = bot.speaker if m.role == "assistant" else bot.user
+        try:
+            names[i] = bot.character_name(f"messages.{i}.name", m.name, known_only=False) if m.name else default
+        except ConfigError as exc:
+            raise ApiError(400, str(exc), param=f"messages.{i}.name") from None
+    turns = [Turn(names[i], " ".join(m.text().split())) for i, m in enumerate(spoken)]
+    if not any(t.text for t in turns):
         raise ApiError(400, "messages: no user or assistant message with text in it", param="messages")
-    return turns
+    named = [names[i] for i, m in enumerate(spoken) if m.role == "assistant" and m.name]
+    return turns, (named[-1] if named else None)
 
 
 def _sampling(req: ChatRequest, engine: Engine) -> ChatConfig:
@@ -373,7 +392,7 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def serve(model_dir: Path, cfg: ServeConfig, defaults: ChatConfig) -> None:
+def serve(model_dir: Path, cfg: ServeConfig, defaults: ChatConfig, speaker: str = "", user: str = "") -> None:
     """Run the server until Ctrl-C: the model loads in the background while /health says 503."""
     import uvicorn
 
@@ -381,8 +400,11 @@ def serve(model_dir: Path, cfg: ServeConfig, defaults: ChatConfig) -> None:
     from tasks.model import check_model_dir
 
     check_model_dir(model_dir)
+    layout = Layout.of(model_dir)  # a name the model does not know fails now, not in the loader thread
+    speaker = layout.speaker_name("--as", speaker, model_dir) or layout.character
+    user = layout.speaker_name("--you", user, model_dir, known_only=False)
     check_port(cfg.host, cfg.port)
-    engine = Engine(model_dir, defaults, cfg.queue_size)
+    engine = Engine(model_dir, defaults, cfg.queue_size, speaker, user)
     url = f"http://{'127.0.0.1' if cfg.host == '0.0.0.0' else cfg.host}:{cfg.port}"
 
     def load() -> None:

@@ -32,6 +32,10 @@ class Plan:
     estimate_seconds: float  # the training planned, steps and validation
     full_seconds: float  # the training of every pair, estimated the same way
 
+    def share_of(self, rows: int) -> int:
+        """The same share of other rows (the books' text for the prose epochs) as of the pairs."""
+        return rows if self.pairs == self.all_pairs else max(1, math.floor(rows * self.pairs / self.all_pairs))
+
 
 def time_steps(step, ids, targets, steps: int = PROBE_STEPS) -> float:
     """Seconds per step over batches ids[i], targets[i], after one untimed step (tracing, XLA compilation)."""
@@ -53,11 +57,19 @@ def measure_step_seconds(step, ids, targets, model, optimizer) -> float:
 
 
 def plan_training(
-    all_pairs: int, steps_per_epoch: int, val_steps: int, epochs: int, step_seconds: float, budget_minutes: float
+    all_pairs: int,
+    steps_per_epoch: int,
+    val_steps: int,
+    epochs: int,
+    step_seconds: float,
+    budget_minutes: float,
+    prose_steps: int = 0,
+    prose_epochs: int = 0,
 ) -> Plan:
-    """The pairs that fit the budget (all of them when they do), with the estimates either way."""
+    """The pairs that fit the budget (all of them when they do), with the estimates either way. The
+    prose epochs (prose_steps each) shrink in the same proportion as the pairs."""
     per_epoch = step_seconds * (steps_per_epoch + EVAL_SHARE * val_steps)
-    full = per_epoch * epochs
+    full = per_epoch * epochs + step_seconds * (prose_steps + EVAL_SHARE * val_steps) * prose_epochs
     budget = budget_minutes * 60 * MARGIN
     pairs = all_pairs if full <= budget else max(1, math.floor(all_pairs * budget / full))
     return Plan(pairs, all_pairs, step_seconds, full * pairs / all_pairs, full)

@@ -2,7 +2,8 @@
 a terminal loop, and transcripts of replies to test prompts.
 
 A conversation is laid out as in training: turns joined by <|endoftext|>, the last one ended by
-it too, so the model's next turn is the bot's.
+it too, so the model's next turn is the bot's; a model trained with speakers' names reads the
+user's turns under their name (--you) and writes the bot's under its character's (--as).
 """
 
 import logging
@@ -17,52 +18,77 @@ from prefect import task
 
 from tasks.config import ChatConfig, read_prompts
 from tasks.decode import Decoder
+from tasks.errors import ConfigError
+from tasks.examples import Layout, Turn, encode_turns
 from tasks.model import check_model_dir, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-COMMANDS = "/reset forgets the conversation, /quit (or Ctrl-D) ends it"
+COMMANDS = "/reset forgets the conversation, /as NAME and /you NAME change who speaks, /quit (or Ctrl-D) ends it"
 
 
 class Bot:
     """A GPT-2 model and tokenizer, the conversation so far, and how to sample replies."""
 
-    def __init__(self, model_dir: Path, cfg: ChatConfig) -> None:
+    def __init__(self, model_dir: Path, cfg: ChatConfig, speaker: str = "", user: str = "") -> None:
         check_model_dir(model_dir)  # before the tokenizer, whose error would be less to the point
         self.tokenizer = load_tokenizer(str(model_dir))
         self.model = load_model(str(model_dir), self.tokenizer)
         self.decoder = Decoder(self.model, self.tokenizer.eos_token_id)
+        self.layout = Layout.of(model_dir)
         self.cfg, self.model_dir = cfg, model_dir
-        self.history: list[str] = []
+        self.speaker = self.layout.character  # a character's bot speaks as them unless told otherwise
+        self.user = ""
+        self.cast_as(speaker or self.speaker)
+        self.call_user(user)
+        self.history: list[Turn] = []
         self.turns = 0  # replies so far: varies the sampling seed from turn to turn, reproducibly
+
+    def cast_as(self, name: str) -> None:
+        """The character the bot's turns are written as ("" for none); ConfigError for a name it never learned."""
+        self.speaker = self.character_name("--as", name)
+
+    def call_user(self, name: str) -> None:
+        """The name the user's turns are written under ("" for none): anyone, not only the cast."""
+        self.user = self.character_name("--you", name, known_only=False)
+
+    def character_name(self, flag: str, name: str, known_only: bool = True) -> str:
+        return self.layout.speaker_name(flag, name, self.model_dir, known_only)
 
     def reset(self) -> None:
         self.history.clear()
 
-    def context(self, history: Sequence[str], max_new_tokens: int) -> list[int]:
-        """The latest turns that fit in the context beside a full-length reply, each ended by <|endoftext|>."""
-        eot = self.tokenizer.eos_token_id
-        budget = self.model.config.n_positions - max_new_tokens
+    def context(self, history: Sequence[Turn], max_new_tokens: int, speaker: str | None = None) -> list[int]:
+        """The latest turns that fit in the context beside a full-length reply, each ended by
+        <|endoftext|>, then the bot's name when it speaks as a character."""
+        speaker = self.speaker if speaker is None else speaker
+        prefix = self.tokenizer.encode(f"{speaker}:") if speaker and self.layout.names else []
+        budget = self.model.config.n_positions - max_new_tokens - len(prefix)
         ids: list[int] = []
-        for turn in reversed(history):
-            turn_ids = self.tokenizer.encode(turn) + [eot]
+        for name, text in reversed(encode_turns(history, self.tokenizer, self.layout.names)):
+            turn_ids = name + text
             if len(ids) + len(turn_ids) > budget:
                 if not ids:  # one turn longer than the context: keep its end
                     ids = turn_ids[-budget:]
                 break
             ids = turn_ids + ids
-        return ids
+        return ids + prefix
 
     def stream(
-        self, history: Sequence[str], cfg: ChatConfig, rng: np.random.Generator, logit_bias: dict | None = None
+        self,
+        history: Sequence[Turn],
+        cfg: ChatConfig,
+        rng: np.random.Generator,
+        logit_bias: dict | None = None,
+        speaker: str | None = None,
     ) -> "Reply":
-        """The bot's next turn after these turns, sampled as it is read."""
-        context = self.context(history, cfg.max_new_tokens)
+        """The bot's next turn after these turns (as speaker, else as the bot's character), sampled as it is read."""
+        context = self.context(history, cfg.max_new_tokens, speaker)
         return Reply(self.decoder.sample(context, cfg, rng, logit_bias), self.tokenizer, len(context))
 
     def reply(self, text: str, show: TextIO | None = None) -> str:
         """The bot's answer to one line, added to the history with it; show: where to print it as it comes."""
-        self.history.append(text)
+        self.history.append(Turn(self.user, text))
         rng = np.random.default_rng([self.cfg.seed, self.turns])  # the same seed and history, the same replies
         self.turns += 1
         pieces = []
@@ -71,7 +97,7 @@ class Bot:
             if show is not None:
                 print(" ".join(piece.split("\n")), end="", file=show, flush=True)
         answer = " ".join("".join(pieces).split())  # one line
-        self.history.append(answer)
+        self.history.append(Turn(self.speaker, answer))
         return answer
 
 
@@ -109,9 +135,10 @@ def transcript_markdown(bot: Bot, prompts: Sequence[str], model_dir: Path) -> st
     """Each prompt on its own (fresh history) and the bot's reply, with the settings used."""
     settings = ", ".join(f"{k} {v}" for k, v in asdict(bot.cfg).items())
     lines = [f"# Transcript of `{model_dir}`", "", f"Sampling: {settings}.", ""]
+    you, them = bot.user or "You", bot.speaker or "Bot"
     for prompt in prompts:
         bot.reset()
-        lines += [f"**You:** {prompt}", "", f"**Bot:** {bot.reply(prompt)}", ""]
+        lines += [f"**{you}:** {prompt}", "", f"**{them}:** {bot.reply(prompt)}", ""]
     return "\n".join(lines)
 
 
@@ -129,6 +156,8 @@ def converse(bot: Bot, lines: Iterable[str], out: TextIO, interactive: bool) -> 
         if text == "/reset":
             bot.reset()
             print("(conversation forgotten)", file=out, flush=True)
+        elif text.split(" ", 1)[0] in ("/as", "/you"):
+            print(_switch(bot, text), file=out, flush=True)
         elif interactive and text:
             print("bot> ", end="", file=out, flush=True)
             bot.reply(text, show=out)
@@ -141,9 +170,21 @@ def converse(bot: Bot, lines: Iterable[str], out: TextIO, interactive: bool) -> 
         print(file=out)
 
 
-def chat(model_dir: Path, cfg: ChatConfig, prompts: Path | None = None) -> None:
+def _switch(bot: Bot, command: str) -> str:
+    """/as NAME or /you NAME (no name: nobody); what it did, or why not, as one line."""
+    verb, _, name = command.partition(" ")
+    try:
+        (bot.cast_as if verb == "/as" else bot.call_user)(name)
+    except ConfigError as exc:
+        return f"({exc})"
+    if verb == "/as":
+        return f"(the bot now speaks as {bot.speaker})" if bot.speaker else "(the bot now speaks unnamed)"
+    return f"(you now speak as {bot.user})" if bot.user else "(you now speak unnamed)"
+
+
+def chat(model_dir: Path, cfg: ChatConfig, prompts: Path | None = None, speaker: str = "", user: str = "") -> None:
     """`authorbot chat`: a transcript of test prompts, else a conversation on stdin and stdout."""
-    bot = Bot(model_dir, cfg)
+    bot = Bot(model_dir, cfg, speaker, user)
     if prompts is not None:
         print(transcript_markdown(bot, read_prompts(prompts), model_dir))
     else:
@@ -151,10 +192,12 @@ def chat(model_dir: Path, cfg: ChatConfig, prompts: Path | None = None) -> None:
 
 
 @task(name="write-transcript")
-def write_transcript_task(model_dir: Path, cfg: ChatConfig, prompts: Path | None, out_path: Path) -> str:
+def write_transcript_task(
+    model_dir: Path, cfg: ChatConfig, prompts: Path | None, out_path: Path, speaker: str = "", user: str = ""
+) -> str:
     """Write the bot's replies to the test prompts as Markdown; returns the Markdown."""
     questions = read_prompts(prompts)
-    markdown = transcript_markdown(Bot(model_dir, cfg), questions, model_dir)
+    markdown = transcript_markdown(Bot(model_dir, cfg, speaker, user), questions, model_dir)
     out_path.write_text(markdown, "utf-8")
     log.info("replies to %d test prompts written to %s", len(questions), out_path)
     return markdown

@@ -14,6 +14,7 @@ SCRATCH = {
     "small": dict(n_layer=4, n_head=4, n_embd=256, n_positions=512),  # ~16M parameters
 }
 
+EXAMPLES = ("conversations", "exchanges")  # training example layouts (tasks/examples.py)
 CPU_TIME_BUDGET = 45.0  # minutes of training on a CPU unless --time-budget says otherwise: a bot within the hour
 
 # Test prompts in the register of the novels authorbot learns from; --prompts FILE replaces them.
@@ -45,6 +46,7 @@ class CorpusConfig:
     http_timeout: float = 30.0  # connect and read timeout per request, seconds
     max_gap: int = 600  # characters of narration that end a conversation
     val_fraction: float = 0.1  # share of conversations held out for validation
+    val_books: tuple[int, ...] = ()  # hold out these whole books for validation instead
     min_pairs: int = 50  # fewer pairs than this is too small to train on
     seed: int = 0  # train/validation split
 
@@ -61,6 +63,11 @@ class CorpusConfig:
         _at_least(self.max_gap, 0, "--max-gap")
         _at_least(self.catalog_max_age_days, 0, "--catalog-max-age-days")
         _at_least(self.min_pairs, 1, "--min-pairs")
+        if self.val_books and not set(self.val_books) < set(self.book) and not self.author.strip():
+            raise ConfigError(
+                f"--val-books {' '.join(map(str, self.val_books))}: give them with --book as well, "
+                "and at least one more book to train on"
+            )
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction {self.val_fraction!r}: must be in [0, 1)")
         if not (self.mirror.startswith(("http://", "https://")) or Path(self.mirror).is_dir()):
@@ -94,7 +101,10 @@ class TrainConfig:
     max_length: int = 256  # tokens per packed row, at most the model's context
     learning_rate: float = 0.0  # 0 means 5e-5 to fine-tune, 1e-3 for a scratch model
     max_pairs: int = 0  # train on a random sample of this many pairs (0: all)
-    mask_prompt: bool = True  # loss on the response and its end token only
+    mask_prompt: bool = True  # loss on the responses and their end tokens only, not a conversation's first turn
+    examples: str = "conversations"  # whole conversations with speakers' names, or "exchanges": one pair each
+    character: str = ""  # train a bot that is this character: their conversations, loss on their turns
+    prose_epochs: int = 0  # passes over the books' whole text before the dialogue epochs
     patience: int = 2  # epochs without a better validation loss before stopping
     checkpoint_every: int = 200  # steps between checkpoints; there is one at every epoch's end too
     time_budget: float | None = None  # minutes the training may take, fewer pairs if need be; 0: no limit;
@@ -111,6 +121,9 @@ class TrainConfig:
         _at_least(self.max_pairs, 0, "--max-pairs")
         _at_least(self.patience, 1, "--patience")
         _at_least(self.checkpoint_every, 1, "--checkpoint-every")
+        _at_least(self.prose_epochs, 0, "--prose-epochs")
+        if self.examples not in EXAMPLES:
+            raise ConfigError(f"--examples {self.examples!r}: choose {' or '.join(EXAMPLES)}")
         if self.time_budget is not None:
             _at_least(self.time_budget, 0, "--time-budget")
         if not self.model.strip():
@@ -154,6 +167,21 @@ class ChatConfig:
         if self.no_repeat_ngram == 1:
             raise ConfigError("--no-repeat-ngram 1: would forbid any token twice; use 2 or more, or 0 for off")
         _at_least(self.no_repeat_ngram, 0, "--no-repeat-ngram")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_responses: int = 1000  # responses scored for perplexity (a seeded sample; 0: all)
+    ranked: int = 200  # of them, ranked against other lines for Hits@1 and speaker identification (0: all)
+    candidates: int = 10  # lines each true response is ranked among
+    samples: int = 100  # replies sampled with the chat's settings, for their statistics
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _at_least(self.max_responses, 0, "--max-responses")
+        _at_least(self.ranked, 0, "--ranked")
+        _at_least(self.candidates, 2, "--candidates")
+        _at_least(self.samples, 0, "--samples")
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,11 @@ class StoredFile:
         return self.path.is_file() and file_sha256(self.path) == self.sha256
 
 
+def stored_file(path: Path) -> StoredFile:
+    """A file already written, with the hash of its bytes as they are now."""
+    return StoredFile(path, file_sha256(path))
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -142,7 +147,7 @@ def write_table(rows: list | pd.DataFrame, path: Path, schema: pa.Schema) -> Sto
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InvalidDataError(f"{path}: rows do not fit the schema ({exc}); this is a bug") from exc
     write_atomically(path, lambda tmp: pq.write_table(table, tmp))
-    return StoredFile(path, file_sha256(path))
+    return stored_file(path)
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:

@@ -1,16 +1,15 @@
 """Fine-tune GPT-2 in TensorFlow on a checked dialogue dataset, resumable from any interruption.
 
-Each pair becomes `prompt <|endoftext|> response <|endoftext|>`; the loss covers the response and
-its end token, so the bot learns where its turn ends. Whole examples are packed into rows of
-max_length tokens (GPT-2 was trained on documents run together the same way), so almost no
-compute goes to padding; the padding that is left is weighted out of the loss by position, never
-by token id, since padding and the real end-of-turn token are the same id.
+Optionally first on the books' whole text (--prose-epochs: the author's language from all of the
+text, narration included), then on the conversations, laid out as tasks/examples.py says: turns
+joined by <|endoftext|>, speakers' names where known, the loss on every turn after the first.
 
 Checkpoints (weights, optimizer, and where in which epoch) are saved every checkpoint_every steps
 and at every epoch's end, so a run killed at any moment resumes with the same command; the
 epochs' batch orders are fixed by the seed, so the resumed run skips exactly what was done.
 """
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -31,14 +30,28 @@ from tasks.budget import PROBE_STEPS, announce, measure_step_seconds, plan_train
 from tasks.cache import ModuleSource
 from tasks.config import TrainConfig
 from tasks.errors import InvalidDataError
-from tasks.examples import Rows, batches, encode_pairs, epoch_rows, pack_rows, sample_pairs
+from tasks.examples import (
+    TRAINING_TEXT,
+    Layout,
+    Rows,
+    batches,
+    check_name,
+    conversations_from_pairs,
+    encode_conversations,
+    encode_prose,
+    epoch_rows,
+    pack_rows,
+    sample_pairs,
+    text_stream,
+)
 from tasks.model import load_model, load_tokenizer, parameter_count
 from tasks.runs import append_metrics, claim_checkpoints, plot_losses, read_metrics, run_fingerprint, save_model_dir
-from tasks.tables import DATASET, StoredFile, file_sha256, read_table
+from tasks.tables import BOOKS, DATASET, StoredFile, file_sha256, read_table, stored_file
 
 log = logging.getLogger(__name__)
 CPU_WARNING_PARAMETERS = 50_000_000  # above this, training on a CPU takes hours: say so first
 Progress = Callable[[float], None]
+PROSE_ORDERS = 1000  # the prose epochs' shuffles are seeded apart from the dialogue epochs' ones
 
 
 def token_loss(model, ids: tf.Tensor, targets: tf.Tensor, training: bool, only_targets: bool = False):
@@ -248,28 +261,63 @@ def _end_epoch(epoch: int, steps: Steps, val_rows: Rows, state: dict, cfg: Train
     return record
 
 
-def _examples(data, max_pairs: int, cfg: TrainConfig, tokenizer, max_length: int, dataset_path: Path):
-    """(training examples, validation examples) of a sample of max_pairs training pairs (0: all)."""
+def layout_of(cfg: TrainConfig, data) -> Layout:
+    """How this training lays out its examples, with the cast it trains on (lines per speaker)."""
+    lines = data[data.split == "train"].response_speaker.value_counts()
+    cast = {str(name): int(n) for name, n in lines.items() if name}
+    character = check_name("--character", cfg.character, cast) if cfg.character else ""
+    conversations = cfg.examples == "conversations"
+    return Layout(history=conversations, names=conversations, character=character, characters=cast)
+
+
+def _examples(data, max_pairs: int, cfg: TrainConfig, layout: Layout, tokenizer, max_length: int, dataset_path: Path):
+    """(training examples, validation examples, training pairs, their text as one token stream) of
+    whole conversations holding about max_pairs training pairs (0: all)."""
     train, val = sample_pairs(data, max_pairs, cfg.seed)
-    train_examples, dropped = encode_pairs(train.prompt, train.response, tokenizer, max_length, cfg.mask_prompt)
-    val_examples, _ = encode_pairs(val.prompt, val.response, tokenizer, max_length, cfg.mask_prompt)
+    conversations = conversations_from_pairs(train)
+    train_examples, dropped = encode_conversations(conversations, tokenizer, max_length, layout, cfg.mask_prompt)
+    val_examples, _ = encode_conversations(
+        conversations_from_pairs(val), tokenizer, max_length, layout, cfg.mask_prompt
+    )
     if dropped:
-        log.warning("%d training pairs have a response longer than --max-length %d: left out", dropped, max_length)
+        log.warning("%d training turns are longer than --max-length %d: left out", dropped, max_length)
     if not train_examples or not val_examples:
         raise InvalidDataError(
-            f"{dataset_path}: no training or no validation pair fits in --max-length {max_length} tokens; "
-            "raise --max-length (up to the model's context)"
+            f"{dataset_path}: no training or no validation "
+            + (f"turn of {layout.character}" if layout.character else "pair")
+            + f" fits in --max-length {max_length} tokens; raise --max-length (up to the model's context)"
+            + (" or hold out other books" if layout.character else "")
         )
-    return train_examples, val_examples
+    return train_examples, val_examples, len(train), text_stream(conversations, tokenizer)
 
 
-def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: Progress = lambda f: None) -> Path:
-    """Train, or resume, on a DATASET table; returns out_dir/model, the best model by validation loss."""
+def prose_examples(books: list[Path], tokenizer, max_length: int) -> list:
+    """The books' whole text (BOOKS tables) as language-modelling rows."""
+    texts = [text for path in books for text in read_table(path, BOOKS).text]
+    return encode_prose(texts, tokenizer, max_length)
+
+
+def train_model(
+    dataset_path: Path,
+    cfg: TrainConfig,
+    out_dir: Path,
+    progress: Progress = lambda f: None,
+    books: list[Path] = (),
+) -> Path:
+    """Train, or resume, on a DATASET table (after cfg.prose_epochs on the BOOKS tables' text);
+    returns out_dir/model, the best model by validation loss."""
     data = read_table(dataset_path, DATASET)
+    layout = layout_of(cfg, data)  # an unknown --character fails here, before the model is built
+    if cfg.prose_epochs and not books:
+        raise InvalidDataError("--prose-epochs: no books' text given to train on; this is a bug")
     tokenizer = load_tokenizer(cfg.tokenizer_spec)
     model, steps, checkpoint_objects = _build(cfg, tokenizer)
     max_length, eot = min(cfg.max_length, model.config.n_positions), tokenizer.eos_token_id
-    train_examples, val_examples = _examples(data, cfg.max_pairs, cfg, tokenizer, max_length, dataset_path)
+    layout = dataclasses.replace(layout, max_length=max_length)
+    train_examples, val_examples, train_pairs, stream = _examples(
+        data, cfg.max_pairs, cfg, layout, tokenizer, max_length, dataset_path
+    )
+    prose = prose_examples(list(books), tokenizer, max_length) if cfg.prose_epochs else []
 
     ckpt_dir, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     claim_checkpoints(ckpt_dir, run_fingerprint(file_sha256(dataset_path), cfg))
@@ -292,43 +340,62 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
     plan = read_plan(ckpt_dir / "plan.json")
     if plan is None and budget and not manager.latest_checkpoint:
         val_rows = pack_rows(val_examples, max_length, eot)
-        plan = _measure_plan(cfg, steps, checkpoint_objects, first, len(train_examples), val_rows, budget, eot)
+        prose_steps = math.ceil(len(prose) / cfg.batch_size) * cfg.prose_epochs
+        plan = _measure_plan(cfg, steps, checkpoint_objects, first, train_pairs, val_rows, budget, eot, prose_steps)
         write_plan(ckpt_dir / "plan.json", plan)
-    if plan and plan.pairs < len(train_examples):
-        train_examples, val_examples = _examples(data, plan.pairs, cfg, tokenizer, max_length, dataset_path)
+    if plan and plan.pairs < plan.all_pairs:
+        train_examples, val_examples, train_pairs, stream = _examples(
+            data, plan.pairs, cfg, layout, tokenizer, max_length, dataset_path
+        )
         first = epoch_rows(train_examples, 1, cfg.seed, max_length, eot)
+        prose = [
+            prose[i]
+            for i in sorted(np.random.default_rng(cfg.seed).permutation(len(prose))[: plan.share_of(len(prose))])
+        ]
     val_rows = pack_rows(val_examples, max_length, eot)
     per_epoch = math.ceil(len(first.ids) / cfg.batch_size)
     log.info(
-        "training %s (%.1fM parameters) on %d pairs (%d validation), %d tokens in %d rows of %d per epoch",
+        "training %s (%.1fM parameters) on %d pairs as %d %s (%d validation), %d tokens in %d rows of %d per epoch",
         cfg.model,
         parameter_count(model) / 1e6,
+        train_pairs,
         len(train_examples),
+        cfg.examples,
         len(val_examples),
         first.lengths.sum(),
         len(first.ids),
         max_length,
     )
+    if prose:
+        log.info("first %d epoch(s) of the books' text: %d rows of %d tokens", cfg.prose_epochs, len(prose), max_length)
     if not budget:
         warn_if_slow(model, int(first.lengths.sum()), cfg.epochs - int(state["epoch"]), max_length)
-    bar = StepProgress(per_epoch * cfg.epochs, int(state["global_step"]), progress)
+    prose_steps = math.ceil(len(prose) / cfg.batch_size)
+    bar = StepProgress(per_epoch * cfg.epochs + prose_steps * cfg.prose_epochs, int(state["global_step"]), progress)
     started = time.monotonic()
-    for epoch in range(int(state["epoch"]) + 1, cfg.epochs + 1):
-        if _stale(history, cfg.patience):
+    for epoch in range(int(state["epoch"]) + 1, cfg.prose_epochs + cfg.epochs + 1):
+        stage, stage_epoch = ("prose", epoch) if epoch <= cfg.prose_epochs else ("dialogue", epoch - cfg.prose_epochs)
+        if stage == "dialogue" and _stale([m for m in history if m.get("stage") != "prose"], cfg.patience):
             log.info("validation loss has not improved for %d epochs: stopping early", cfg.patience)
             break
-        bar.bar.set_description(f"epoch {epoch}/{cfg.epochs}")
+        total = cfg.prose_epochs if stage == "prose" else cfg.epochs
+        bar.bar.set_description(f"{stage} epoch {stage_epoch}/{total}")
         epoch_start = time.monotonic()
-        rows = first if epoch == 1 else epoch_rows(train_examples, epoch, cfg.seed, max_length, eot)
+        if stage == "prose":
+            rows = epoch_rows(prose, PROSE_ORDERS + epoch, cfg.seed, max_length, eot)
+        else:
+            rows = first if stage_epoch == 1 else epoch_rows(train_examples, stage_epoch, cfg.seed, max_length, eot)
         _train_epoch(steps, rows, state, manager, cfg, eot, bar)
         record = _end_epoch(epoch, steps, val_rows, state, cfg, eot)
+        record["stage"] = stage
         record["epoch_seconds"] = time.monotonic() - epoch_start  # wall clock, validation included
         record["planned_seconds"] = plan.estimate_seconds if plan else None  # the whole training, estimated
         append_metrics(metrics_path, record)  # before the checkpoint: a kill in between re-runs the epoch
         history.append(record)
         log.info(
-            "epoch %d: train loss %.3f, validation loss %.3f (perplexity %.1f), %.0f tokens/s",
+            "epoch %d (%s): train loss %.3f, validation loss %.3f (perplexity %.1f), %.0f tokens/s",
             epoch,
+            stage,
             record["train_loss"],
             record["val_loss"],
             record["val_perplexity"],
@@ -348,18 +415,28 @@ def train_model(dataset_path: Path, cfg: TrainConfig, out_dir: Path, progress: P
     if history:
         plot_losses(history, out_dir / "loss.png")
     save_model_dir(ckpt_dir / "best", tokenizer, out_dir / "model")
+    layout.save(out_dir / "model")
+    np.save(out_dir / "model" / TRAINING_TEXT, stream)  # for eval's n-gram floor
     return out_dir / "model"
 
 
 def _measure_plan(
-    cfg: TrainConfig, steps: Steps, objects: dict, first: Rows, pairs: int, val_rows: Rows, budget: float, pad_id: int
+    cfg: TrainConfig,
+    steps: Steps,
+    objects: dict,
+    first: Rows,
+    pairs: int,
+    val_rows: Rows,
+    budget: float,
+    pad_id: int,
+    prose_steps: int,
 ):
     """Time a few real steps (the model and optimizer are put back after), and plan the training to fit."""
     probe = list(itertools.islice(batches(first, cfg.batch_size, pad_id), PROBE_STEPS + 1))
     ids, targets = np.stack([b[0] for b in probe]), np.stack([b[1] for b in probe])
     seconds = measure_step_seconds(steps.train, ids, targets, objects["model"], objects["optimizer"])
     per_epoch, val_steps = (math.ceil(len(r.ids) / cfg.batch_size) for r in (first, val_rows))
-    plan = plan_training(pairs, per_epoch, val_steps, cfg.epochs, seconds, budget)
+    plan = plan_training(pairs, per_epoch, val_steps, cfg.epochs, seconds, budget, prose_steps, cfg.prose_epochs)
     tokens_per_sec = sum(int(b[2]) for b in probe[1:]) / (seconds * max(len(probe) - 1, 1))
     announce(plan, budget, cfg.epochs, tokens_per_sec)
     return plan
@@ -389,9 +466,12 @@ TRAINING_INPUTS = INPUTS + ModuleSource(modules=("tasks.model", "tasks.examples"
 
 
 @task(name="train-model", cache_policy=TRAINING_INPUTS, persist_result=True)
-def train_model_task(dataset: StoredFile, cfg: TrainConfig, sources: tuple[str, str], out_dir: Path) -> StoredFile:
-    """Train on the dataset; cached by its content, the model and tokenizer (sources: their
-    fingerprints), the settings and this code. A rerun after a kill resumes from the checkpoint."""
+def train_model_task(
+    dataset: StoredFile, cfg: TrainConfig, sources: tuple[str, str], out_dir: Path, books: tuple[StoredFile, ...] = ()
+) -> StoredFile:
+    """Train on the dataset (after the books' text, with --prose-epochs); cached by its content, the
+    model and tokenizer (sources: their fingerprints), the settings and this code. A rerun after a
+    kill resumes from the checkpoint."""
     artifact = create_progress_artifact(0.0, description=f"training {cfg.model} into {out_dir}")
     last = [0]
 
@@ -400,6 +480,6 @@ def train_model_task(dataset: StoredFile, cfg: TrainConfig, sources: tuple[str, 
             last[0] = int(fraction * 100)
             update_progress_artifact(artifact, last[0])
 
-    weights = train_model(dataset.path, cfg, out_dir, progress) / "tf_model.h5"
+    weights = train_model(dataset.path, cfg, out_dir, progress, [b.path for b in books]) / "tf_model.h5"
     update_progress_artifact(artifact, 100.0)
-    return StoredFile(weights, file_sha256(weights))
+    return stored_file(weights)

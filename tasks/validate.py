@@ -61,8 +61,17 @@ def is_garbled(text: str) -> bool:
     return bool(GARBLED.search(text)) or letters < MIN_LETTER_SHARE * len(visible)
 
 
-def split_conversations(frame: pd.DataFrame, val_fraction: float, seed: int) -> pd.Series:
-    """'train' or 'validation' per row, drawing whole conversations at random."""
+def split_conversations(frame: pd.DataFrame, val_fraction: float, seed: int, val_books=()) -> pd.Series:
+    """'train' or 'validation' per row, drawing whole conversations at random, or holding out whole books."""
+    if val_books:
+        missing = sorted(set(val_books) - set(frame["book_id"]))
+        if missing or set(frame["book_id"]) <= set(val_books):
+            raise InvalidDataError(
+                f"--val-books {' '.join(map(str, val_books))}: "
+                + (f"no pairs from book {missing[0]}" if missing else "leaves no book to train on")
+                + "; hold out books that are in the dataset, and not all of them"
+            )
+        return frame["book_id"].map(lambda b: "validation" if b in set(val_books) else "train")
     keys = sorted(set(zip(frame["book_id"], frame["conversation_id"])))
     random.Random(seed).shuffle(keys)
     held = round(len(keys) * val_fraction)
@@ -76,7 +85,7 @@ def split_conversations(frame: pd.DataFrame, val_fraction: float, seed: int) -> 
 
 
 def validate_pairs(
-    pairs: pd.DataFrame, titles: dict[int, str], val_fraction: float, seed: int, min_pairs: int
+    pairs: pd.DataFrame, titles: dict[int, str], val_fraction: float, seed: int, min_pairs: int, val_books=()
 ) -> tuple[pd.DataFrame, Report]:
     """The checked dataset (DATASET columns) and what was found on the way."""
     report = Report(pairs_in=len(pairs))
@@ -92,7 +101,7 @@ def validate_pairs(
             "add books (--book, --max-books) or lower --min-pairs"
         )
     data["title"] = data["book_id"].map(lambda b: titles.get(int(b), ""))
-    data["split"] = split_conversations(data, val_fraction, seed)
+    data["split"] = split_conversations(data, val_fraction, seed, tuple(val_books))
     train = data[data["split"] == "train"]
     validation = data[data["split"] == "validation"]
     report.train, report.validation = len(train), len(validation)
@@ -123,7 +132,7 @@ def report_markdown(name: str, report: Report) -> str:
         f"- {report.pairs_in} pairs extracted; dropped {report.empty} empty, {report.garbled} garbled, "
         f"{report.duplicates} duplicates",
         f"- {report.train} training and {report.validation} validation pairs from "
-        f"{report.conversations} conversations (split by conversation, so none leaks)",
+        f"{report.conversations} conversations (split by conversation or by book, so none leaks)",
         f"- {report.shared_prompts} validation prompts also appear as training prompts (short replies "
         'like "Yes."; kept)',
         "",
@@ -158,11 +167,17 @@ def export_dataset(data: pd.DataFrame, report: Report, name: str, out_dir: Path)
 
 @task(name="validate-pairs", cache_policy=PARQUET_INPUTS, persist_result=True)
 def validate_pairs_task(
-    pairs: list[StoredFile], titles: dict[int, str], val_fraction: float, seed: int, min_pairs: int, out_path: Path
+    pairs: list[StoredFile],
+    titles: dict[int, str],
+    val_fraction: float,
+    seed: int,
+    min_pairs: int,
+    out_path: Path,
+    val_books: tuple[int, ...] = (),
 ) -> CheckedDataset:
     """04_datasets/<name>.parquet (DATASET), and the validation report."""
     frame = pd.concat([read_table(p.path, PAIRS) for p in pairs], ignore_index=True)
-    data, report = validate_pairs(frame, titles, val_fraction, seed, min_pairs)
+    data, report = validate_pairs(frame, titles, val_fraction, seed, min_pairs, val_books)
     log.info(
         "dataset: %d pairs in, %d train, %d validation (%d empty, %d garbled, %d duplicates dropped)",
         report.pairs_in,

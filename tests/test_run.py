@@ -40,6 +40,9 @@ def test_run_killed_in_its_second_epoch_resumes_and_the_bot_answers(mirror, tmp_
         "--max-pairs", "300",
         "--checkpoint-every", "4",
         "--max-new-tokens", "16",
+        "--max-responses", "80",
+        "--ranked", "20",
+        "--samples", "4",
         "--data-dir", str(tmp_path / "data"),
         "--out", str(out),
     ]  # fmt: skip
@@ -74,6 +77,11 @@ def test_run_killed_in_its_second_epoch_resumes_and_the_bot_answers(mirror, tmp_
     assert (out / "pairs.json").is_file() and (out / "loss.png").is_file()
     transcript = (out / "transcript.md").read_text()
     assert transcript.count("**Bot:**") == 8 and "temperature 0.8" in transcript
+    evaluation = json.loads((out / "eval.json").read_text())  # measured on the validation pairs
+    validation = [p for p in json.loads((out / "pairs.json").read_text()) if p["split"] == "validation"]
+    assert 0 < evaluation["responses"] <= min(80, len(validation))
+    assert 1 < evaluation["response_perplexity"] < 50257 and evaluation["ngram_perplexity"] > 1
+    assert 0 <= evaluation["hits_at_1"]["value"] <= 1 and evaluation["replies"]["sampled"]["replies"] == 4
 
     # The same command again trains nothing: the finished training is cached.
     third = subprocess.run(cmd, capture_output=True, timeout=600, **kw)
@@ -81,8 +89,14 @@ def test_run_killed_in_its_second_epoch_resumes_and_the_bot_answers(mirror, tmp_
     assert "Task run 'train-model" in third.stderr and "Cached" in third.stderr
     assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2, 3]
 
-    # Chat over a pipe: one reply line per input line.
-    cmd, kw = authorbot(tmp_path / "prefect", "chat", str(out / "model"), "--max-new-tokens", "12")
+    # The cast it was trained with, largest first; chat over a pipe as its first character: one reply
+    # line per input line.
+    cmd, kw = authorbot(tmp_path / "prefect", "characters", str(out / "model"))
+    cast = subprocess.run(cmd, capture_output=True, timeout=60, **kw).stdout.splitlines()
+    trained_with = json.loads((out / "model/authorbot.json").read_text())["characters"]
+    first = max(trained_with, key=trained_with.get)
+    assert cast[2].split(None, 1) == [str(trained_with[first]), first] and len(cast) == 2 + len(trained_with)
+    cmd, kw = authorbot(tmp_path / "prefect", "chat", str(out / "model"), "--max-new-tokens", "12", "--as", first)
     chat = subprocess.run(
         cmd, input="Good morning, Miss Woodhouse.\nWhat news from Highbury?\n", capture_output=True, timeout=300, **kw
     )

@@ -50,6 +50,20 @@ def test_a_plain_and_a_streamed_completion_through_the_openai_client(client):
     assert long.choices[0].finish_reason == "length" and long.usage.completion_tokens == 7
 
 
+def test_messages_speak_under_their_names_and_the_bot_as_its_last_assistants(client):
+    def prompt_tokens(messages: list[dict]) -> int:
+        reply = client.chat.completions.create(model="austen", messages=messages, max_tokens=2)
+        return reply.usage.prompt_tokens
+
+    plain = [{"role": "assistant", "content": "Well?"}, {"role": "user", "content": "Nothing."}]
+    named = [{**plain[0], "name": "Mr. Bennet"}, {**plain[1], "name": "Mrs. Bennet"}]
+    # "Mr. Bennet:" before the bot's old turn and before its reply, "Mrs. Bennet:" before the user's
+    assert prompt_tokens(named) == prompt_tokens(plain) + 3 * 5  # each name is 5 tokens
+
+    chunks = list(client.chat.completions.create(model="austen", messages=named, max_tokens=4, stream=True))
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
 def test_history_longer_than_the_context_is_trimmed_not_refused(client):
     turns = [
         {"role": "user" if i % 2 else "assistant", "content": f"This is turn {i} of a long talk."} for i in range(99)

@@ -13,7 +13,16 @@ from conftest import TOKENIZER
 from tasks.chat import Bot, converse
 from tasks.config import ChatConfig, TrainConfig, read_prompts
 from tasks.errors import ConfigError, ModelNotFound
-from tasks.examples import batches, encode_pairs, epoch_rows, pack_rows
+from tasks.examples import (
+    Conversation,
+    Layout,
+    Turn,
+    batches,
+    conversations_from_pairs,
+    encode_conversations,
+    epoch_rows,
+    pack_rows,
+)
 from tasks.model import load_model, load_tokenizer
 from tasks.train import train_model
 
@@ -39,9 +48,18 @@ def test_openai_tokenizer_files_give_gpt2_ids(tokenizer, tmp_path):
     assert load_tokenizer(str(tmp_path)).encode("Hello, Mr. Darcy!") == [15496, 11, 1770, 13, 7491, 948, 0]
 
 
+EXCHANGES = Layout(history=False, names=False)
+
+
+def exchange(prompt: str, response: str, speakers=("", "")) -> Conversation:
+    return Conversation(1342, 0, [Turn(speakers[0], prompt), Turn(speakers[1], response)])
+
+
 def test_loss_covers_the_response_and_its_end_token_only(tokenizer):
     eot = tokenizer.eos_token_id
-    (ex,), dropped = encode_pairs(["How do you do?"], ["Very well, I thank you."], tokenizer, 64)
+    (ex,), dropped = encode_conversations(
+        [exchange("How do you do?", "Very well, I thank you.")], tokenizer, 64, EXCHANGES
+    )
     prompt, response = tokenizer.encode("How do you do?"), tokenizer.encode("Very well, I thank you.")
     assert dropped == 0 and ex.ids == prompt + [eot] + response + [eot]
     assert ex.targets == [0.0] * (len(prompt) + 1) + [1.0] * (len(response) + 1)
@@ -50,20 +68,72 @@ def test_loss_covers_the_response_and_its_end_token_only(tokenizer):
     assert (
         rows.targets[0, len(ex.ids) - 1] == 1.0 and rows.targets[0, len(ex.ids) :].sum() == 0
     )  # ... yet only one counts
-    (unmasked,), _ = encode_pairs(["How do you do?"], ["Very well."], tokenizer, 64, mask_prompt=False)
+    (unmasked,), _ = encode_conversations(
+        [exchange("How do you do?", "Very well.")], tokenizer, 64, EXCHANGES, mask_prompt=False
+    )
     assert all(t == 1.0 for t in unmasked.targets)
 
 
 def test_long_prompts_keep_their_end_and_overlong_responses_are_left_out(tokenizer):
     long_prompt = " ".join(f"word{i}" for i in range(200))
-    examples, dropped = encode_pairs([long_prompt, "Hi."], ["Yes.", "no " * 100], tokenizer, 32)
+    talks = [exchange(long_prompt, "Yes."), exchange("Hi.", "no " * 100)]
+    examples, dropped = encode_conversations(talks, tokenizer, 32, EXCHANGES)
     assert dropped == 1 and len(examples) == 1 and len(examples[0].ids) <= 32
     assert tokenizer.decode(examples[0].ids).startswith(" word") and "word199" in tokenizer.decode(examples[0].ids)
 
 
+def test_pairs_chain_into_conversations_and_a_speaker_going_on_is_one_turn():
+    rows = pd.DataFrame(
+        {
+            "book_id": [1, 1, 1, 1, 1],
+            "conversation_id": [0, 0, 0, 0, 1],
+            "prompt_index": [0, 1, 3, 6, 9],  # 2 -> 3: one speaker going on; 4 -> 6: a pair dropped
+            "prompt": ["a", "b", "c2", "x", "p"],
+            "response": ["b", "c1", "d", "y", "q"],
+            "prompt_speaker": ["Ann", "", "Ann", "", ""],
+            "response_speaker": ["", "Ann", "Bob", "", ""],
+        }
+    )
+    conversations = conversations_from_pairs(rows)
+    assert [[t.text for t in c.turns] for c in conversations] == [["a", "b", "c1 c2", "d"], ["x", "y"], ["p", "q"]]
+    assert [t.speaker for t in conversations[0].turns] == ["Ann", "", "Ann", "Bob"]
+
+
+def test_a_conversation_is_one_example_each_turn_a_target_once_with_its_speakers_name(dataset, tokenizer):
+    eot = tokenizer.eos_token_id
+    talk = Conversation(1342, 0, [Turn("Mr. Bennet", "Well?"), Turn("", "Nothing."), Turn("Mr. Bennet", "Good.")])
+    (ex,), _ = encode_conversations([talk], tokenizer, 64, Layout())
+    assert (
+        tokenizer.decode(ex.ids) == "Mr. Bennet: Well?<|endoftext|>Nothing.<|endoftext|>Mr. Bennet: Good.<|endoftext|>"
+    )
+    predicted = tokenizer.decode([i for i, t in zip(ex.ids, ex.targets) if t])
+    assert predicted == "Nothing.<|endoftext|> Good.<|endoftext|>"  # the first turn and the names are context
+    assert ex.ids.count(eot) == 3
+
+    # On a whole book: every response is a target once, in fewer tokens than one exchange per example.
+    conversations = conversations_from_pairs(pd.read_parquet(dataset))
+    whole, _ = encode_conversations(conversations, tokenizer, 256, Layout())
+    single, _ = encode_conversations(conversations, tokenizer, 256, EXCHANGES)
+    assert sum(sum(e.targets) for e in whole) == pytest.approx(sum(sum(e.targets) for e in single), rel=0.02)
+    assert sum(len(e.ids) for e in whole) < 0.9 * sum(len(e.ids) for e in single)
+    assert all(len(e.ids) <= 256 for e in whole)
+    # A long conversation goes on in further examples that start with the end of the one before.
+    longest = max(conversations, key=lambda c: len(c.turns))
+    parts, _ = encode_conversations([longest], tokenizer, 256, Layout())
+    assert len(parts) > 1 and parts[1].targets[0] == 0.0
+    first_text = tokenizer.decode(parts[0].ids)
+    assert tokenizer.decode(parts[1].ids[:20]) in first_text
+
+
+def test_a_characters_bot_learns_only_their_turns(tokenizer):
+    talk = Conversation(1, 0, [Turn("Jane", "Hello."), Turn("Lizzy", "Hi."), Turn("Jane", "Bye."), Turn("", "Go.")])
+    (ex,), _ = encode_conversations([talk], tokenizer, 64, Layout(character="Jane"))
+    assert tokenizer.decode([i for i, t in zip(ex.ids, ex.targets) if t]) == " Hello.<|endoftext|> Bye.<|endoftext|>"
+    assert encode_conversations([talk], tokenizer, 64, Layout(character="Mary")) == ([], 0)
+
+
 def test_packing_fills_rows_with_whole_examples_in_a_seeded_order(dataset, tokenizer):
-    data = pd.read_parquet(dataset)
-    examples, _ = encode_pairs(data.prompt, data.response, tokenizer, 256)
+    examples, _ = encode_conversations(conversations_from_pairs(pd.read_parquet(dataset)), tokenizer, 256, EXCHANGES)
     rows = epoch_rows(examples, 1, 0, 256, tokenizer.eos_token_id)
     assert rows.lengths.sum() == sum(len(e.ids) for e in examples)  # nothing cut or lost
     assert rows.lengths.sum() / rows.ids.size > 0.95
@@ -116,7 +186,7 @@ def test_chat_replies_one_line_per_input_line_and_forgets_on_reset(trained):
     converse(bot, io.StringIO("Good morning.\n\nWhat news?\n/reset\nAnd you?\n/quit\nnever read\n"), out, False)
     lines = out.getvalue().split("\n")[:-1]
     assert len(lines) == 5 and lines[1] == "" and lines[3] == "(conversation forgotten)"
-    assert bot.history[0] == "And you?" and len(bot.history) == 2  # /reset dropped the first turns
+    assert bot.history[0].text == "And you?" and len(bot.history) == 2  # /reset dropped the first turns
     assert "<|endoftext|>" not in out.getvalue()
     again = Bot(trained / "model", ChatConfig(max_new_tokens=12))
     assert again.reply("Good morning.") == lines[0]  # same seed, same reply
@@ -124,7 +194,7 @@ def test_chat_replies_one_line_per_input_line_and_forgets_on_reset(trained):
 
 def test_history_keeps_the_latest_turns_that_fit(trained):
     bot = Bot(trained / "model", ChatConfig(max_new_tokens=200))  # 256 positions: 56 tokens of history
-    bot.history = [f"Turn number {i} of a long conversation." for i in range(40)]
+    bot.history = [Turn("", f"Turn number {i} of a long conversation.") for i in range(40)]
     context = bot.tokenizer.decode(bot.context(bot.history, 200))
     assert context.endswith("Turn number 39 of a long conversation.<|endoftext|>")
     assert "Turn number 0 " not in context and len(bot.context(bot.history, 200)) <= 56

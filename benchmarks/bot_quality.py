@@ -1,0 +1,120 @@
+"""How good is the bot on a book it never read: scratch:small trained on Pride and Prejudice, scored on Emma.
+
+Three trainings in the same run, the same data and epochs: one exchange per example (the layout
+before conversations), whole conversations with speakers' names, and conversations after a prose
+stage (one epoch of the book's whole text). Each is scored by tasks/evaluate.py on Emma's pairs:
+response perplexity beside the Kneser-Ney bigram floor, Hits@1 of 10, speaker identification, and
+the sampled replies' statistics beside Emma's real responses.
+Run: python benchmarks/bot_quality.py [--epochs 2] [--out /tmp/bot-quality]
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from tasks.characters import canonical_speakers, find_cast, speakers_of  # noqa: E402
+from tasks.config import ChatConfig, EvalConfig, TrainConfig  # noqa: E402
+from tasks.dialogue import extract_utterances  # noqa: E402
+from tasks.evaluate import evaluate_bot  # noqa: E402
+from tasks.gutenberg import decode_text, strip_boilerplate  # noqa: E402
+from tasks.pairing import pair_utterances  # noqa: E402
+from tasks.tables import BOOKS, DATASET, write_table  # noqa: E402
+from tasks.train import train_model  # noqa: E402
+from tasks.validate import validate_pairs  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TRAIN_BOOK, HELD_OUT = (1342, "Pride and Prejudice"), (158, "Emma")
+VARIANTS = {  # name: TrainConfig changes
+    "exchanges": dict(examples="exchanges"),
+    "conversations": dict(examples="conversations"),
+    "conversations + prose": dict(examples="conversations", prose_epochs=1),
+}
+
+
+def book_text(book_id: int) -> str:
+    raw = (SHARED / "gutenberg" / f"cache/epub/{book_id}/pg{book_id}.txt").read_bytes()
+    return strip_boilerplate(decode_text(raw, "utf-8", f"pg{book_id}"))
+
+
+def pairs_of(book_id: int, title: str, text: str) -> pd.DataFrame:
+    """The pipeline's checked pairs of one book, speakers named by their characters."""
+    utterances = speakers_of(text, extract_utterances(text, book_id))
+    named = canonical_speakers(utterances, find_cast(text, utterances))
+    frame = pd.DataFrame([dataclasses.asdict(p) for p in pair_utterances(named)])
+    return validate_pairs(frame, {book_id: title}, 0.1, 0, 50)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--model", default="scratch:small")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bot-quality"))
+    parser.add_argument("--max-responses", type=int, default=EvalConfig.max_responses)
+    parser.add_argument("--samples", type=int, default=EvalConfig.samples)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    text = book_text(TRAIN_BOOK[0])
+    dataset, books = args.out / "dataset.parquet", args.out / "books" / f"{TRAIN_BOOK[0]}.parquet"
+    write_table(pairs_of(*TRAIN_BOOK, text), dataset, DATASET)
+    book_row = dict(book_id=TRAIN_BOOK[0], title=TRAIN_BOOK[1], authors="", language="en", source_url="", sha256="")
+    write_table(pd.DataFrame([book_row | {"text": text}]), books, BOOKS)
+    held_out = pairs_of(*HELD_OUT, book_text(HELD_OUT[0]))
+    evaluation = EvalConfig(max_responses=args.max_responses, samples=args.samples)
+
+    results = {}
+    for name, changes in VARIANTS.items():
+        cfg = TrainConfig(
+            model=args.model,
+            tokenizer=str(SHARED / "gpt2-tokenizer"),
+            epochs=args.epochs,
+            time_budget=0,
+            patience=args.epochs,
+            **changes,
+        )
+        out = args.out / name.replace(" + ", "-")
+        start = time.monotonic()
+        model_dir = train_model(dataset, cfg, out, books=[books])
+        trained = time.monotonic() - start
+        metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        result = evaluate_bot(model_dir, held_out, evaluation, ChatConfig())
+        result["train_seconds"] = sum(m["train_seconds"] for m in metrics)
+        result["wall_seconds"] = trained
+        result["tokens_per_epoch"] = {m["stage"]: round(m["train_seconds"] * m["tokens_per_sec"]) for m in metrics}
+        results[name] = result
+        print(f"{name}: trained {trained:.0f} s, response perplexity {result['response_perplexity']:.1f}", flush=True)
+    (args.out / "bot_quality.json").write_text(json.dumps(results, indent=1))
+
+    base = results["exchanges"]
+    print(f"\nscored on {HELD_OUT[1]}: {base['responses']} responses; bigram floor {base['ngram_perplexity']:.1f}")
+    print(
+        "| training | train s | vs exchanges | tokens/epoch | resp. ppl | vs bigram | Hits@1 | speaker id "
+        "| end-of-turn | empty | distinct-2 | rep. 4-grams | echo | words |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        s = r["replies"]["sampled"]
+        tokens = " + ".join(f"{v:,}" for v in r["tokens_per_epoch"].values())
+        print(
+            f"| {name} | {r['train_seconds']:.0f} | {r['train_seconds'] / base['train_seconds']:.2f}x | {tokens} "
+            f"| {r['response_perplexity']:.1f} | {-100 * r['below_ngram']:+.0f}% | {r['hits_at_1']['value']:.3f} "
+            f"| {r['speaker_identification']['value']:.3f} | {s['end_of_turn_rate']:.2f} | {s['empty']} "
+            f"| {s['distinct_2']:.3f} | {s['repeated_4grams']:.3f} | {s['echo']:.3f} | {s['mean_words']:.1f} |"
+        )
+    real = base["replies"]["real"]
+    print(
+        f"| {HELD_OUT[1]}'s real responses | | | | | | | | 1 | 0 | {real['distinct_2']:.3f} "
+        f"| {real['repeated_4grams']:.3f} | {real['echo']:.3f} | {real['mean_words']:.1f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
