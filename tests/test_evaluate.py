@@ -14,9 +14,9 @@ import pytest
 from conftest import GUTENBERG, ROOT, TOKENIZER
 
 from tasks.chat import Bot, converse
-from tasks.config import ChatConfig, EvalConfig, TrainConfig
+from tasks.config import ChatConfig, TrainConfig
 from tasks.errors import ConfigError, InvalidDataError
-from tasks.evaluate import KneserNeyBigram, Scorer, evaluate_bot, reply_statistics, responses_of
+from tasks.evaluate import KneserNeyBigram, Scorer, reply_statistics, responses_of
 from tasks.examples import Layout, Turn
 from tasks.validate import validate_pairs
 
@@ -72,9 +72,16 @@ def test_the_scorer_gives_the_models_own_log_probabilities(tiny_model, emma_pair
     assert responses[-1].history[-1].text in history
 
 
-def test_eval_on_a_book_it_never_read_and_as_a_run_ends(tiny_model, emma_pairs, tmp_path):
-    cfg = EvalConfig(max_responses=60, ranked=20, samples=4)
-    result = evaluate_bot(tiny_model, emma_pairs, cfg, ChatConfig(max_new_tokens=12))
+def test_eval_on_a_book_it_never_read(tiny_model, emma_pairs, tmp_path):
+    pairs_json = tmp_path / "emma" / "pairs.json"
+    pairs_json.parent.mkdir()
+    pairs_json.write_text(json.dumps(emma_pairs.to_dict("records"), default=int))
+    cmd = [sys.executable, "-m", "flows.cli", "eval", str(tiny_model), "--pairs", str(pairs_json)]
+    small = ["--max-responses", "60", "--ranked", "20", "--samples", "4", "--max-new-tokens", "12"]
+    done = subprocess.run(cmd + small, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| response perplexity |" in done.stdout and "| distinct-2 |" in done.stdout
+    result = json.loads((tiny_model.parent / "eval-emma.json").read_text())  # beside the model, by default
     assert result["responses"] == 60 and result["response_tokens"] > 60
     assert 1 < result["response_perplexity"] < 50257 and 1 < result["ngram_perplexity"] < 50257
     assert result["below_ngram"] == pytest.approx(1 - result["response_perplexity"] / result["ngram_perplexity"])
@@ -85,15 +92,6 @@ def test_eval_on_a_book_it_never_read_and_as_a_run_ends(tiny_model, emma_pairs, 
     assert sampled["replies"] == 4 and 0 <= sampled["end_of_turn_rate"] <= 1 and sampled["empty"] == 0
     assert result["replies"]["real"]["mean_words"] > 3
 
-    # The command: a table, the JSON beside the model, and one line for a file that is not pairs.
-    pairs_json = tmp_path / "emma" / "pairs.json"
-    pairs_json.parent.mkdir()
-    pairs_json.write_text(json.dumps(emma_pairs.to_dict("records"), default=int))
-    cmd = [sys.executable, "-m", "flows.cli", "eval", str(tiny_model), "--pairs", str(pairs_json)]
-    small = ["--max-responses", "30", "--ranked", "10", "--samples", "2", "--out", str(tmp_path / "eval.json")]
-    done = subprocess.run(cmd + small, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "| response perplexity |" in done.stdout and json.loads((tmp_path / "eval.json").read_text())["responses"]
     (tmp_path / "bad.json").write_text("{}")
     bad = subprocess.run(cmd[:-1] + [str(tmp_path / "bad.json")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(f"authorbot: --pairs {tmp_path}")

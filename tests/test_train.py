@@ -153,7 +153,8 @@ def test_training_lowers_validation_loss_and_the_model_reloads(trained, tokenize
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert metrics[1]["val_loss"] < metrics[0]["val_loss"] < 10.9  # ln(50257) = 10.8 is a blind guess
     assert metrics[1]["val_perplexity"] == pytest.approx(np.exp(metrics[1]["val_loss"]))
-    assert all(m["useful_token_share"] > 0.9 and m["tokens_per_sec"] > 0 for m in metrics)
+    # conversations make long examples, which pack less tightly than single exchanges did (> 0.9)
+    assert all(m["useful_token_share"] > 0.8 and m["tokens_per_sec"] > 0 for m in metrics)
     assert (trained / "loss.png").read_bytes().startswith(b"\x89PNG")
 
     # The saved model is the trained one: same logits as the weights in the last checkpoint.
@@ -303,7 +304,8 @@ def test_a_small_time_budget_shrinks_the_run_and_it_ends_in_time(dataset, tmp_pa
     said = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("time budget 0.25 min"))
     everything, used = (int(x) for x in re.search(r"of all (\d+) pairs .* training on (\d+) of them", said).groups())
     assert 0 < used < everything and "--time-budget 0 trains on every pair" in said
-    assert f"on {used} pairs" in caplog.text  # and so it did
+    trained_on = int(re.search(r"on (\d+) pairs as", caplog.text).group(1))  # and so it did, whole conversations
+    assert 0.5 * used <= trained_on <= used
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     spent = sum(m["epoch_seconds"] for m in metrics)
     assert len(metrics) == 2 and spent <= budget * 60 * 1.25, spent
