@@ -238,9 +238,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     cfg = config_from(EvalConfig, vars(args))
     sampling = config_from(ChatConfig, vars(args))
-    from tasks.evaluate import eval_markdown, evaluate_bot, read_pairs, write_eval
+    from tasks.validate import read_pairs
 
-    pairs = read_pairs(args.pairs, args.split)
+    pairs = read_pairs(args.pairs, args.split)  # a bad file fails here, before TensorFlow loads
+    from tasks.evaluate import eval_markdown, evaluate_bot, write_eval
+
     result = evaluate_bot(args.model_dir, pairs, cfg, sampling)
     out = args.out or args.model_dir.parent / f"eval-{args.pairs.parent.name or 'pairs'}.json"
     write_eval(result, out)

@@ -16,11 +16,19 @@ from prefect.runtime import flow_run
 
 from flows.corpus import build_dataset
 from tasks.cache import dataset_lock, run_intact
-from tasks.chat import write_transcript_task
-from tasks.config import ChatConfig, CorpusConfig, EvalConfig, TrainConfig, config_from, dataset_name
-from tasks.evaluate import evaluate_bot_task
+from tasks.chat import transcript_task
+from tasks.config import (
+    ChatConfig,
+    CorpusConfig,
+    EvalConfig,
+    TrainConfig,
+    config_from,
+    dataset_name,
+    read_prompts,
+)
+from tasks.evaluate import eval_markdown, evaluate_bot_task, write_eval
 from tasks.runs import spec_fingerprint
-from tasks.tables import stored_file
+from tasks.tables import stored_file, write_atomically
 from tasks.train import train_model_task
 
 log = logging.getLogger(__name__)
@@ -106,6 +114,7 @@ def make_bot(
 ) -> Path:
     """The flow's body: the six steps, for callers that already hold the configs."""
     out_dir = Path(corpus.out)
+    questions = tuple(read_prompts(prompts))  # a missing or empty file fails here, before any work
 
     # 1-4. The dataset, exported to out_dir for a person to check (cached: nothing is refetched).
     dataset = build_dataset(corpus)
@@ -113,7 +122,7 @@ def make_bot(
     # 5. Fine-tune, resuming from out_dir/checkpoints if a run was interrupted.
     sources = (spec_fingerprint(train.model), spec_fingerprint(train.tokenizer_spec))
     books = tuple(stored_file(corpus.data_dir / "01_raw" / f"{b['book_id']}.parquet") for b in dataset.report.per_book)
-    run_intact(
+    weights = run_intact(
         train_model_task,
         dataset=dataset.table,
         cfg=train,
@@ -132,9 +141,18 @@ def make_bot(
         f"(perplexity {min(m['val_perplexity'] for m in metrics):.1f}); the image is `{out_dir}/loss.png`.",
     )
 
-    # 6. Measure it on the validation pairs, then talk to it: replies to the test prompts.
-    evaluate_bot_task(model_dir, out_dir / "pairs.json", evaluation, sampling, out_dir / "eval.json")
-    transcript = write_transcript_task(model_dir, sampling, prompts, out_dir / "transcript.md", as_character, you)
+    # 6. Measure it on the validation pairs, then talk to it: replies to the test prompts (both cached).
+    result = evaluate_bot_task(weights, dataset.table, evaluation, sampling)
+    write_eval(result, out_dir / "eval.json")
+    create_markdown_artifact(key="evaluation", markdown=eval_markdown(result))
+    transcript = transcript_task(weights, sampling, questions, as_character, you)
+    write_atomically(out_dir / "transcript.md", lambda tmp: tmp.write_text(transcript, "utf-8"))
+    log.info(
+        "evaluation in %s, replies to %d test prompts in %s",
+        out_dir / "eval.json",
+        len(questions),
+        out_dir / "transcript.md",
+    )
     serve = f"authorbot serve {model_dir}"
     create_markdown_artifact(
         key="transcript", markdown=f"{transcript}\nTalk to it in a browser or over the OpenAI API: `{serve}`\n"

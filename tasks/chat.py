@@ -6,6 +6,7 @@ it too, so the model's next turn is the bot's; a model trained with speakers' na
 user's turns under their name (--you) and writes the bot's under its character's (--as).
 """
 
+import functools
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,16 +16,28 @@ from typing import TextIO
 
 import numpy as np
 from prefect import task
+from prefect.cache_policies import INPUTS
 
+from tasks.cache import ModuleSource
 from tasks.config import ChatConfig, read_prompts
 from tasks.decode import Decoder
 from tasks.errors import ConfigError
 from tasks.examples import Layout, Turn, encode_turns
 from tasks.model import check_model_dir, load_model, load_tokenizer
+from tasks.tables import StoredFile
 
 log = logging.getLogger(__name__)
 
 COMMANDS = "/reset forgets the conversation, /as NAME and /you NAME change who speaks, /quit (or Ctrl-D) ends it"
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded(model_dir: str, saved: int) -> tuple:
+    """(tokenizer, model, decoder) of a model directory as saved at that time: bots of the same model
+    in one process (a run's evaluation, then its transcript) share it and its compiled decoder."""
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, tokenizer)
+    return tokenizer, model, Decoder(model, tokenizer.eos_token_id)
 
 
 class Bot:
@@ -32,9 +45,8 @@ class Bot:
 
     def __init__(self, model_dir: Path, cfg: ChatConfig, speaker: str = "", user: str = "") -> None:
         check_model_dir(model_dir)  # before the tokenizer, whose error would be less to the point
-        self.tokenizer = load_tokenizer(str(model_dir))
-        self.model = load_model(str(model_dir), self.tokenizer)
-        self.decoder = Decoder(self.model, self.tokenizer.eos_token_id)
+        saved = max(f.stat().st_mtime_ns for f in Path(model_dir).iterdir())
+        self.tokenizer, self.model, self.decoder = _loaded(str(Path(model_dir).resolve()), saved)
         self.layout = Layout.of(model_dir)
         self.cfg, self.model_dir = cfg, model_dir
         self.speaker = self.layout.character  # a character's bot speaks as them unless told otherwise
@@ -191,13 +203,15 @@ def chat(model_dir: Path, cfg: ChatConfig, prompts: Path | None = None, speaker:
         converse(bot, sys.stdin, sys.stdout, sys.stdin.isatty())
 
 
-@task(name="write-transcript")
-def write_transcript_task(
-    model_dir: Path, cfg: ChatConfig, prompts: Path | None, out_path: Path, speaker: str = "", user: str = ""
+@task(
+    name="write-transcript",
+    cache_policy=INPUTS + ModuleSource(modules=("tasks.decode", "tasks.examples")),
+    persist_result=True,
+)
+def transcript_task(
+    weights: StoredFile, cfg: ChatConfig, prompts: tuple[str, ...], speaker: str = "", user: str = ""
 ) -> str:
-    """Write the bot's replies to the test prompts as Markdown; returns the Markdown."""
-    questions = read_prompts(prompts)
-    markdown = transcript_markdown(Bot(model_dir, cfg, speaker, user), questions, model_dir)
-    out_path.write_text(markdown, "utf-8")
-    log.info("replies to %d test prompts written to %s", len(questions), out_path)
-    return markdown
+    """The bot's replies to the test prompts as Markdown; cached by the weights' bytes, the prompts and
+    the settings (the replies are seeded, so the same inputs give the same transcript)."""
+    model_dir = weights.path.parent
+    return transcript_markdown(Bot(model_dir, cfg, speaker, user), prompts, model_dir)

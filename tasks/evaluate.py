@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from prefect import task
+from prefect.cache_policies import INPUTS
 
+from tasks.cache import ModuleSource
 from tasks.chat import Bot
 from tasks.config import ChatConfig, EvalConfig
 from tasks.errors import InvalidDataError
 from tasks.examples import MIN_CONTEXT, TRAINING_TEXT, Turn, conversations_from_pairs, encode_turns
-from tasks.tables import DATASET, write_atomically
+from tasks.tables import DATASET, StoredFile, read_table, write_atomically
 
 log = logging.getLogger(__name__)
 TOP_SPEAKERS = 5
@@ -282,25 +284,6 @@ def evaluate_bot(model_dir: Path, pairs: pd.DataFrame, cfg: EvalConfig, sampling
     return result
 
 
-def read_pairs(path: Path, split: str = "") -> pd.DataFrame:
-    """A pairs.json file (authorbot dataset's export), or its rows of one split."""
-    try:
-        rows = json.loads(Path(path).read_text("utf-8"))
-        frame = pd.DataFrame(rows)
-        missing = [c for c in DATASET.names if c not in frame.columns]
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidDataError(
-            f"--pairs {path}: not a readable pairs.json ({exc}); give authorbot dataset's pairs.json"
-        ) from None
-    if missing or frame.empty:
-        raise InvalidDataError(
-            f"--pairs {path}: "
-            + (f"no {missing[0]!r} field" if missing else "no pairs")
-            + "; give a pairs.json written by authorbot dataset"
-        )
-    return frame[frame.split == split] if split else frame
-
-
 def _value(x) -> str:
     return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
@@ -340,13 +323,13 @@ def write_eval(result: dict, path: Path) -> None:
     write_atomically(path, lambda tmp: tmp.write_text(json.dumps(result, indent=1), "utf-8"))
 
 
-@task(name="evaluate-bot")
-def evaluate_bot_task(model_dir: Path, pairs_json: Path, cfg: EvalConfig, sampling: ChatConfig, out_path: Path) -> dict:
-    """eval.json on the validation pairs, and its report as a Prefect artifact."""
-    from prefect.artifacts import create_markdown_artifact
-
-    result = evaluate_bot(model_dir, read_pairs(pairs_json, "validation"), cfg, sampling)
-    write_eval(result, out_path)
-    create_markdown_artifact(key="evaluation", markdown=eval_markdown(result))
-    log.info("evaluation written to %s", out_path)
-    return result
+@task(
+    name="evaluate-bot",
+    cache_policy=INPUTS + ModuleSource(modules=("tasks.chat", "tasks.decode", "tasks.examples")),
+    persist_result=True,
+)
+def evaluate_bot_task(weights: StoredFile, dataset: StoredFile, cfg: EvalConfig, sampling: ChatConfig) -> dict:
+    """The evaluation on the dataset's validation pairs; cached by the bytes of the weights and of the
+    dataset, the settings and this code, so the same command again measures nothing twice."""
+    data = read_table(dataset.path, DATASET)
+    return evaluate_bot(weights.path.parent, data[data.split == "validation"], cfg, sampling)

@@ -165,6 +165,25 @@ def export_dataset(data: pd.DataFrame, report: Report, name: str, out_dir: Path)
     return out_dir / "pairs.json"
 
 
+def read_pairs(path: Path, split: str = "") -> pd.DataFrame:
+    """A pairs.json file (authorbot dataset's export), or its rows of one split."""
+    try:
+        rows = json.loads(Path(path).read_text("utf-8"))
+        frame = pd.DataFrame(rows)
+        missing = [c for c in DATASET.names if c not in frame.columns]
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidDataError(
+            f"--pairs {path}: not a readable pairs.json ({exc}); give authorbot dataset's pairs.json"
+        ) from None
+    if missing or frame.empty:
+        raise InvalidDataError(
+            f"--pairs {path}: "
+            + (f"no {missing[0]!r} field" if missing else "no pairs")
+            + "; give a pairs.json written by authorbot dataset"
+        )
+    return frame[frame.split == split] if split else frame
+
+
 @task(name="validate-pairs", cache_policy=PARQUET_INPUTS, persist_result=True)
 def validate_pairs_task(
     pairs: list[StoredFile],

@@ -58,6 +58,9 @@ def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(pr
             "epochs": "1",
             "max_pairs": "100",
             "max_new_tokens": "8",
+            "max_responses": "30",
+            "ranked": "10",
+            "samples": "3",
             "data_dir": str(tmp_path / "data"),
             "out": str(tmp_path / "out"),
         }
@@ -103,5 +106,5 @@ def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(pr
     logs = " ".join(
         entry["message"] for entry in api_filter(api, "logs", {"logs": {"flow_run_id": {"any_": [run_id]}}})
     )
-    assert "1 of 8 catalogued books to fetch" in logs and "epoch 1: train loss" in logs
+    assert "1 of 8 catalogued books to fetch" in logs and "epoch 1 (dialogue): train loss" in logs
     assert (tmp_path / "out/model/tf_model.h5").is_file()

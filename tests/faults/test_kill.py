@@ -23,6 +23,7 @@ def command(mirror_url: str, tmp_path, name: str) -> list[str]:
         "--author", "Jane Austen", "--mirror", mirror_url, "--max-books", "1", "--request-delay", "0",
         "--model", "scratch:tiny", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
         "--epochs", "2", "--max-pairs", "150", "--checkpoint-every", "3", "--max-new-tokens", "8",
+        "--max-responses", "30", "--ranked", "10", "--samples", "3",  # a small eval: what is killed here is the run
         "--data-dir", str(tmp_path / f"{name}-data"), "--out", str(tmp_path / f"{name}-out"),
     ]  # fmt: skip
 
