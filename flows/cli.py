@@ -17,6 +17,7 @@ from tasks.config import (
     EvalConfig,
     ServeConfig,
     TrainConfig,
+    check_model_dir,
     config_from,
     read_prompts,
 )
@@ -186,6 +187,12 @@ def _flow_server(args: argparse.Namespace) -> None:
         keep_server()
 
 
+def _load_tensorflow(args: argparse.Namespace) -> None:
+    """After the flags are checked (a mistake is one line at once) and before anything imports it."""
+    if not args.verbose:
+        import_tensorflow_quietly()
+
+
 def cmd_dataset(args: argparse.Namespace) -> None:
     _corpus_config(args)  # bad flags fail here, before Prefect starts
     _flow_server(args)
@@ -203,6 +210,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     config_from(EvalConfig, vars(args))
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
     _flow_server(args)
+    _load_tensorflow(args)
     from flows.finetune import finetune
 
     with prefect_output():
@@ -222,6 +230,8 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_chat(args: argparse.Namespace) -> None:
     cfg = config_from(ChatConfig, vars(args))
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
+    check_model_dir(args.model_dir)
+    _load_tensorflow(args)
     from tasks.chat import chat
 
     chat(args.model_dir, cfg, args.prompts, args.as_character, args.you)
@@ -230,6 +240,8 @@ def cmd_chat(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     defaults = config_from(ChatConfig, vars(args))
     cfg = config_from(ServeConfig, vars(args), api_key=args.api_key or os.environ.get("AUTHORBOT_API_KEY", ""))
+    check_model_dir(args.model_dir)
+    _load_tensorflow(args)
     from flows.serve import serve
 
     serve(args.model_dir, cfg, defaults, args.as_character, args.you)
@@ -241,6 +253,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from tasks.validate import read_pairs
 
     pairs = read_pairs(args.pairs, args.split)  # a bad file fails here, before TensorFlow loads
+    check_model_dir(args.model_dir)
+    _load_tensorflow(args)
     from tasks.evaluate import eval_markdown, evaluate_bot, write_eval
 
     result = evaluate_bot(args.model_dir, pairs, cfg, sampling)
@@ -299,7 +313,6 @@ def _print_cast(title: str, cast: list) -> None:
 def _print_trained_cast(model_dir: Path) -> None:
     """The characters a model was trained with (saved beside it), largest first."""
     from tasks.examples import LAYOUT_FILE, Layout
-    from tasks.model import check_model_dir
 
     check_model_dir(model_dir)
     layout = Layout.of(model_dir)
@@ -433,8 +446,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         logging.getLogger("tasks").setLevel(logging.DEBUG)
         logging.getLogger("flows").setLevel(logging.DEBUG)
-    elif args.command in ("run", "chat", "serve", "eval"):
-        import_tensorflow_quietly()
     try:
         args.run(args)
     except AuthorbotError as exc:

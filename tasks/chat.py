@@ -19,11 +19,11 @@ from prefect import task
 from prefect.cache_policies import INPUTS
 
 from tasks.cache import ModuleSource
-from tasks.config import ChatConfig, read_prompts
+from tasks.config import ChatConfig, check_model_dir, read_prompts
 from tasks.decode import Decoder
 from tasks.errors import ConfigError
 from tasks.examples import Layout, Turn, encode_turns
-from tasks.model import check_model_dir, load_model, load_tokenizer
+from tasks.model import load_model, load_tokenizer
 from tasks.tables import StoredFile
 
 log = logging.getLogger(__name__)

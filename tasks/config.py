@@ -1,13 +1,15 @@
 """Every setting with its default, in one place. CLI flags and flow parameters override these."""
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, ModelNotFound
 from tasks.tables import safe_name
 
 GUTENBERG = "https://www.gutenberg.org"
+MODEL_FIX = "give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"
 # Freshly initialised GPT-2s (--model scratch:NAME) for offline use and tests; vocabulary: the tokenizer's.
 SCRATCH = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, n_positions=256),  # ~3.3M parameters, mostly embeddings
@@ -228,3 +230,20 @@ def read_prompts(path: Path | None) -> list[str]:
     if not prompts:
         raise ConfigError(f"--prompts {path}: no prompts in it; write one per line")
     return prompts
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise ModelNotFound unless path holds a saved TF GPT-2 model."""
+    if not path.is_dir():
+        raise ModelNotFound(f"{path}: no such model directory; {MODEL_FIX}")
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelNotFound(f"{path}: no config.json, so not a saved model; {MODEL_FIX}")
+    try:
+        model_type = json.loads(config.read_text("utf-8")).get("model_type")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelNotFound(f"{path}/config.json: unreadable ({exc}); save the model again") from None
+    if model_type != "gpt2":
+        raise ModelNotFound(f"{path}: a {model_type!r} model, not GPT-2; authorbot trains and chats with GPT-2")
+    if not (path / "tf_model.h5").is_file():
+        raise ModelNotFound(f"{path}: no TensorFlow weights (tf_model.h5); save it with a TF model's save_pretrained")

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 TOP_SPEAKERS = 5
 WORDS = re.compile(r"\w+(?:['’]\w+)?|[^\w\s]")
 BATCH = 16
-BUCKET = 32  # rows are padded to a multiple of this many tokens: few shapes, few retracings
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ class Scorer:
         self.max_length = min(self.layout.max_length or positions, positions)
         model = bot.model
 
-        @tf.function(reduce_retracing=True)
-        def row_log_likelihoods(ids, targets):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
+        def row_log_likelihoods(ids, targets):  # one trace for every shape
             hidden = model.transformer(input_ids=ids, training=False)[0][:, :-1]
             where = tf.where(targets[:, 1:] > 0)
             picked = tf.gather_nd(hidden, where)
@@ -108,7 +107,7 @@ class Scorer:
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
         for start in range(0, len(order), BATCH):
             chunk = order[start : start + BATCH]
-            width = -(-max(len(rows[i][0]) for i in chunk) // BUCKET) * BUCKET
+            width = max(len(rows[i][0]) for i in chunk)
             ids = np.full((BATCH, width), self.tokenizer.eos_token_id, np.int32)
             targets = np.zeros((BATCH, width), np.float32)
             for k, i in enumerate(chunk):

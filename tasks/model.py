@@ -3,7 +3,6 @@
 Imported only by the commands that train or chat: TensorFlow takes seconds to import.
 """
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -12,12 +11,11 @@ import requests
 import tensorflow as tf
 from transformers import GPT2Config, GPT2TokenizerFast, TFGPT2LMHeadModel
 
-from tasks.config import scratch_shape
+from tasks.config import MODEL_FIX as FIX
+from tasks.config import check_model_dir, scratch_shape
 from tasks.errors import ConfigError, ModelNotFound
 
 log = logging.getLogger(__name__)
-
-FIX = "give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"
 
 
 def is_local(spec: str) -> bool:
@@ -66,23 +64,6 @@ def load_tokenizer(spec: str) -> GPT2TokenizerFast:
         raise ModelNotFound(f"--tokenizer {spec}: has no <|endoftext|> token, so it is not GPT-2's")
     tokenizer.pad_token = tokenizer.eos_token  # GPT-2 has no pad token; padding is masked by position
     return tokenizer
-
-
-def check_model_dir(path: Path) -> None:
-    """Raise ModelNotFound unless path holds a saved TF GPT-2 model."""
-    if not path.is_dir():
-        raise ModelNotFound(f"{path}: no such model directory; {FIX}")
-    config = path / "config.json"
-    if not config.is_file():
-        raise ModelNotFound(f"{path}: no config.json, so not a saved model; {FIX}")
-    try:
-        model_type = json.loads(config.read_text("utf-8")).get("model_type")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelNotFound(f"{path}/config.json: unreadable ({exc}); save the model again") from None
-    if model_type != "gpt2":
-        raise ModelNotFound(f"{path}: a {model_type!r} model, not GPT-2; authorbot trains and chats with GPT-2")
-    if not (path / "tf_model.h5").is_file():
-        raise ModelNotFound(f"{path}: no TensorFlow weights (tf_model.h5); save it with a TF model's save_pretrained")
 
 
 def load_model(spec: str, tokenizer: GPT2TokenizerFast, seed: int = 0) -> TFGPT2LMHeadModel:
