@@ -1,8 +1,9 @@
 """How good is the bot on a book it never read: scratch:small trained on Pride and Prejudice, scored on Emma.
 
-Three trainings in the same run, the same data and epochs: one exchange per example (the layout
-before conversations), whole conversations with speakers' names, and conversations after a prose
-stage (one epoch of the book's whole text). Each is scored by tasks/evaluate.py on Emma's pairs:
+Four trainings in the same run, the same data and epochs: one exchange per example (the layout
+before conversations), whole conversations with speakers' names, conversations after a prose
+stage (one epoch of the book's whole text), and conversations in batches of 2 rows instead of 8
+(the same tokens in four times the optimizer steps). Each is scored by tasks/evaluate.py on Emma's pairs:
 response perplexity beside the Kneser-Ney bigram floor, Hits@1 of 10, speaker identification, and
 the sampled replies' statistics beside Emma's real responses.
 Run: python benchmarks/bot_quality.py [--epochs 2] [--out /tmp/bot-quality]
@@ -36,6 +37,7 @@ VARIANTS = {  # name: TrainConfig changes
     "exchanges": dict(examples="exchanges"),
     "conversations": dict(examples="conversations"),
     "conversations + prose": dict(examples="conversations", prose_epochs=1),
+    "conversations, batch 2": dict(examples="conversations", batch_size=2),  # 4x the optimizer steps
 }
 
 
@@ -80,7 +82,7 @@ def main() -> None:
             patience=args.epochs,
             **changes,
         )
-        out = args.out / name.replace(" + ", "-")
+        out = args.out / name.replace(" + ", "-").replace(", ", "-").replace(" ", "-")
         start = time.monotonic()
         model_dir = train_model(dataset, cfg, out, books=[books])
         trained = time.monotonic() - start

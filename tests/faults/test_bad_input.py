@@ -62,6 +62,7 @@ CASES = [  # (arguments, the line expected; {f} is the inputs folder)
     (["serve", "{f}", "--port", "70000"], "authorbot: --port 70000: must be between 1 and 65535"),
     (["serve", "{f}/nowhere"], "authorbot: {f}/nowhere: no such model directory; give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"),
     (["chat", "{f}/nowhere"], "authorbot: {f}/nowhere: no such model directory; give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"),
+    (["chat", "{f}"], "authorbot: {f}: no config.json, so not a saved model; give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"),
     (["chat", "{f}/mirror", "--prompts", "{f}/nope.txt"], "authorbot: --prompts {f}/nope.txt: no such file; give a text file with one prompt per line"),
     (["dataset", "--book", "-3"], "authorbot: --book -3: Gutenberg ids are positive integers"),
     (["dataset", "--book", "99999999", "--mirror", str(GUTENBERG), "--data-dir", "{f}/data"], "authorbot: books-99999999: none of the 1 books could be had from " + str(GUTENBERG) + "; check the mirror or the book ids"),

@@ -1,10 +1,13 @@
-"""Fault matrix, kill -9 at random moments of a full `authorbot run` (starting up, downloading
-from a slow mirror, extracting, training, saving, writing the transcript), then the same command
-again: it completes, and its outputs equal those of a run that was never interrupted."""
+"""Fault matrix, kill -9 of a full `authorbot run` as a person runs it (an author's name over a
+loopback mirror to a bot): at random moments (starting up, downloading from a slow mirror,
+extracting, training) and just after a checkpoint mid-training, then the same command again: it
+resumes, completes, and its outputs equal those of a run that was never interrupted; once more,
+and everything comes from the cache; then the bot's cast and a chat as its first character."""
 
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,41 +25,108 @@ def command(mirror_url: str, tmp_path, name: str) -> list[str]:
         sys.executable, "-m", "flows.cli", "run",
         "--author", "Jane Austen", "--mirror", mirror_url, "--max-books", "1", "--request-delay", "0",
         "--model", "scratch:tiny", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
-        "--epochs", "2", "--max-pairs", "150", "--checkpoint-every", "3", "--max-new-tokens", "8",
-        "--max-responses", "30", "--ranked", "10", "--samples", "3",  # a small eval: what is killed here is the run
+        "--epochs", "3", "--max-pairs", "300", "--checkpoint-every", "4", "--max-new-tokens", "16",
+        "--max-responses", "80", "--ranked", "20", "--samples", "4",
         "--data-dir", str(tmp_path / f"{name}-data"), "--out", str(tmp_path / f"{name}-out"),
     ]  # fmt: skip
 
 
-def test_kill_9_at_random_moments_then_the_same_command_gives_the_same_outputs(tmp_path, prefect_server, mirror):
+def checkpoint_name(ckpt_dir) -> str:
+    index = ckpt_dir / "checkpoint"
+    return index.read_text().splitlines()[0] if index.is_file() else ""
+
+
+def kill_after_the_next_checkpoint_in_training(cmd: list[str], env: dict, out) -> bool:
+    """Start the run and kill -9 it just after a checkpoint that follows a finished epoch; False when
+    it ended first (the earlier kills had left it little to train)."""
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = out / "metrics.jsonl", time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().strip()):
+        if run.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.2)
+    after_an_epoch = checkpoint_name(out / "checkpoints")
+    while checkpoint_name(out / "checkpoints") == after_an_epoch:
+        if run.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "no checkpoint after the epoch"
+        time.sleep(0.1)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    return True
+
+
+def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_the_same_outputs(
+    tmp_path, prefect_server, mirror
+):
     env = prefect_server | {"PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1"}
     mirror.faults["/cache/epub/158/pg158.txt"] = ["slow"] * 20  # each download of Emma takes 1.5 s
     reference = subprocess.run(command(mirror.url, tmp_path, "ref"), env=env, capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
-    delays = sorted(random.Random(os.getpid()).uniform(2, 25) for _ in range(4))
+    cmd, out = command(mirror.url, tmp_path, "run"), tmp_path / "run-out"
+    delays = sorted(random.Random(os.getpid()).uniform(2, 25) for _ in range(3))
     killed_at = []
-    for delay in delays:
-        run = subprocess.Popen(
-            command(mirror.url, tmp_path, "run"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+    for delay in delays:  # starting up, downloading from the slow mirror, extracting, training
+        run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             run.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             run.send_signal(signal.SIGKILL)
             run.wait()
             killed_at.append(round(delay, 1))
-    final = subprocess.run(command(mirror.url, tmp_path, "run"), env=env, capture_output=True, text=True)
+    mid_training = kill_after_the_next_checkpoint_in_training(cmd, env, out)
+    mirror.requests.clear()
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert final.returncode == 0, f"killed at {killed_at} s: {final.stderr[-3000:]}"
+    assert mirror.total() == 0  # the books and the dataset came from the cache
+    if mid_training:
+        assert "resuming from checkpoint" in final.stderr, killed_at
 
-    ref, out = tmp_path / "ref-out", tmp_path / "run-out"
+    ref = tmp_path / "ref-out"
     assert (out / "pairs.json").read_text() == (ref / "pairs.json").read_text(), killed_at
-    steps = [
-        [(m["epoch"], m["step"]) for m in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]
-        for d in (ref, out)
-    ]
-    assert steps[0] == steps[1] and len(steps[0]) == 2, killed_at  # each epoch once, the same number of steps
-    assert (out / "model/tf_model.h5").is_file() and (out / "transcript.md").read_text().count("**Bot:**") == 8
+    lines = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (ref, out)]
+    steps = [[(m["epoch"], m["step"]) for m in ms] for ms in lines]
+    assert steps[0] == steps[1] and len(steps[0]) == 3, killed_at  # each epoch once, the same number of steps
+    perplexities = [m["val_perplexity"] for m in lines[1]]
+    assert perplexities == sorted(perplexities, reverse=True) and perplexities[0] > perplexities[-1]
+    assert (out / "model/tf_model.h5").is_file() and (out / "model/tokenizer.json").is_file()
+    assert (out / "loss.png").is_file()
+    transcript = (out / "transcript.md").read_text()
+    assert transcript.count("**Bot:**") == 8 and "temperature 0.8" in transcript
+    evaluation = json.loads((out / "eval.json").read_text())  # measured on the validation pairs
+    validation = [p for p in json.loads((out / "pairs.json").read_text()) if p["split"] == "validation"]
+    assert 0 < evaluation["responses"] <= min(80, len(validation))
+    assert 1 < evaluation["response_perplexity"] < 50257 and evaluation["ngram_perplexity"] > 1
+    assert 0 <= evaluation["hits_at_1"]["value"] <= 1 and evaluation["replies"]["sampled"]["replies"] == 4
+
+    # The same command again computes nothing: training, evaluation and transcript are cached.
+    (out / "eval.json").unlink()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "resuming" not in again.stderr
+    for step in ("train-model", "evaluate-bot", "write-transcript"):
+        assert re.search(rf"Task run '{step}-\w+' - Finished in state Cached", again.stderr), step
+    assert json.loads((out / "eval.json").read_text()) == evaluation  # written again from the cache
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+    # The cast it was trained with, largest first; chat over a pipe as its first character: one reply
+    # line per input line.
+    model = str(out / "model")
+    cast = subprocess.run([*cmd[:3], "characters", model], env=env, capture_output=True, text=True).stdout
+    trained_with = json.loads((out / "model/authorbot.json").read_text())["characters"]
+    first = max(trained_with, key=trained_with.get)
+    lines = cast.splitlines()
+    assert lines[2].split(None, 1) == [str(trained_with[first]), first] and len(lines) == 2 + len(trained_with)
+    chat = subprocess.run(
+        [*cmd[:3], "chat", model, "--max-new-tokens", "12", "--as", first],
+        env=env,
+        input="Good morning, Miss Woodhouse.\nWhat news from Highbury?\n",
+        capture_output=True,
+        text=True,
+    )
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert len(chat.stdout.splitlines()) == 2
 
 
 def test_a_temporary_prefect_server_left_by_a_kill_9_is_stopped_by_the_next_command(tmp_path):
