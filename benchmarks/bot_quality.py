@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from tasks.characters import canonical_speakers, find_cast, speakers_of  # noqa: E402
 from tasks.config import ChatConfig, EvalConfig, TrainConfig  # noqa: E402
 from tasks.dialogue import extract_utterances  # noqa: E402
-from tasks.evaluate import evaluate_bot  # noqa: E402
+from tasks.evaluate import evaluate_bot, formatted  # noqa: E402
 from tasks.gutenberg import decode_text, strip_boilerplate  # noqa: E402
 from tasks.pairing import pair_utterances  # noqa: E402
 from tasks.tables import BOOKS, DATASET, write_table  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> None:
         print(
             f"| {name} | {r['train_seconds']:.0f} | {r['train_seconds'] / base['train_seconds']:.2f}x | {tokens} "
             f"| {r['response_perplexity']:.1f} | {-100 * r['below_ngram']:+.0f}% | {r['hits_at_1']['value']:.3f} "
-            f"| {r['speaker_identification']['value']:.3f} | {s['end_of_turn_rate']:.2f} | {s['empty']} "
+            f"| {formatted(r['speaker_identification']['value'])} | {s['end_of_turn_rate']:.2f} | {s['empty']} "
             f"| {s['distinct_2']:.3f} | {s['repeated_4grams']:.3f} | {s['echo']:.3f} | {s['mean_words']:.1f} |"
         )
     real = base["replies"]["real"]

@@ -152,7 +152,7 @@ def speaker_identification(scorer: Scorer, responses: list[Response], most: int)
     counts = pd.Series([r.turn.speaker for r in responses if r.turn.speaker]).value_counts()
     speakers = list(counts.index[:TOP_SPEAKERS])
     lines = [r for r in responses if r.turn.speaker in speakers][: most or None]
-    if len(speakers) < 2 or not lines:
+    if len(speakers) < 2 or not lines or not scorer.layout.names:  # a model without names cannot be asked
         return {"value": None, "lines": 0, "speakers": speakers, "chance": None}
     items = [(scorer.context(r, name), scorer.target(r.turn.text, True)) for r in lines for name in speakers]
     sums = scorer.log_likelihoods(items)[:, 0].reshape(len(lines), len(speakers))
@@ -283,7 +283,8 @@ def evaluate_bot(model_dir: Path, pairs: pd.DataFrame, cfg: EvalConfig, sampling
     return result
 
 
-def _value(x) -> str:
+def formatted(x) -> str:
+    """A measure as a report shows it: three decimals, "-" where there is none."""
     return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
@@ -297,21 +298,21 @@ def eval_markdown(result: dict) -> str:
         "",
         "| measure | bot | baseline |",
         "|---|---|---|",
-        f"| response perplexity | {_value(result['response_perplexity'])} | bigram (Kneser-Ney) "
-        f"{_value(result['ngram_perplexity'])} |",
-        f"| Hits@1 of {h['candidates']} ({h['responses']} responses) | {_value(h['value'])} | "
-        f"random {_value(h['chance'])} |",
-        f"| speaker identification ({s['lines']} lines, {', '.join(s['speakers'])}) | {_value(s['value'])} | "
-        f"random {_value(s['chance'])} |",
+        f"| response perplexity | {formatted(result['response_perplexity'])} | bigram (Kneser-Ney) "
+        f"{formatted(result['ngram_perplexity'])} |",
+        f"| Hits@1 of {h['candidates']} ({h['responses']} responses) | {formatted(h['value'])} | "
+        f"random {formatted(h['chance'])} |",
+        f"| speaker identification ({s['lines']} lines, {', '.join(s['speakers'])}) | {formatted(s['value'])} | "
+        f"random {formatted(s['chance'])} |",
         "",
         f"| {replies['sampled']['replies']} sampled replies | bot | real responses |",
         "|---|---|---|",
-        f"| end-of-turn rate | {_value(replies['sampled']['end_of_turn_rate'])} | 1 |",
+        f"| end-of-turn rate | {formatted(replies['sampled']['end_of_turn_rate'])} | 1 |",
         f"| empty replies | {replies['sampled']['empty']} | 0 |",
     ]
     for key in ("distinct_1", "distinct_2", "repeated_4grams", "echo", "mean_words"):
         lines.append(
-            f"| {key.replace('_', '-')} | {_value(replies['sampled'][key])} | {_value(replies['real'][key])} |"
+            f"| {key.replace('_', '-')} | {formatted(replies['sampled'][key])} | {formatted(replies['real'][key])} |"
         )
     lines += ["", "Sampled replies:", ""]
     lines += [f"- *{p}* -> {r or '(empty)'}" for p, r in replies["examples"]]

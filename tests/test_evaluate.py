@@ -16,7 +16,7 @@ from conftest import GUTENBERG, ROOT, TOKENIZER
 from tasks.chat import Bot, converse
 from tasks.config import ChatConfig, TrainConfig
 from tasks.errors import ConfigError, InvalidDataError
-from tasks.evaluate import KneserNeyBigram, Scorer, reply_statistics, responses_of
+from tasks.evaluate import KneserNeyBigram, Scorer, reply_statistics, responses_of, speaker_identification
 from tasks.examples import Layout, Turn
 from tasks.validate import validate_pairs
 
@@ -70,6 +70,10 @@ def test_the_scorer_gives_the_models_own_log_probabilities(tiny_model, emma_pair
     history = scorer.bot.tokenizer.decode(items[-1][0])
     assert history.endswith("<|endoftext|>") or history.endswith(":")  # the history, then the speaker's name
     assert responses[-1].history[-1].text in history
+
+    # A model trained without names cannot be asked who speaks (every name would score the same).
+    scorer.layout = dataclasses.replace(scorer.layout, names=False)
+    assert speaker_identification(scorer, responses_of(emma_pairs)[:40], 0)["value"] is None
 
 
 def test_eval_on_a_book_it_never_read(tiny_model, emma_pairs, tmp_path):
