@@ -1,8 +1,9 @@
 """The training flow: an author's name in, a bot to talk to out.
 
-build the dataset (the corpus flow's steps, cached) -> fine-tune GPT-2 -> replies to test prompts.
-A run killed during training and started again with the same parameters skips the cached
-dataset steps and resumes training from its last checkpoint; a finished training is cached too.
+build the dataset (the corpus flow's steps, cached) -> fine-tune GPT-2 -> measure it on the
+validation pairs -> replies to test prompts. A run killed during training and started again with
+the same parameters skips the cached dataset steps and resumes training from its last
+checkpoint; a finished training, its evaluation and its transcript are cached too.
 """
 
 import base64
