@@ -25,8 +25,8 @@ def command(mirror_url: str, tmp_path, name: str) -> list[str]:
         sys.executable, "-m", "flows.cli", "run",
         "--author", "Jane Austen", "--mirror", mirror_url, "--max-books", "1", "--request-delay", "0",
         "--model", "scratch:tiny", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
-        "--epochs", "3", "--max-pairs", "300", "--checkpoint-every", "4", "--max-new-tokens", "16",
-        "--max-responses", "80", "--ranked", "20", "--samples", "4",
+        "--epochs", "2", "--max-pairs", "200", "--checkpoint-every", "4", "--max-new-tokens", "16",
+        "--max-responses", "30", "--ranked", "10", "--samples", "3",  # a small evaluation: it is tested elsewhere
         "--data-dir", str(tmp_path / f"{name}-data"), "--out", str(tmp_path / f"{name}-out"),
     ]  # fmt: skip
 
@@ -66,7 +66,7 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     cmd, out = command(mirror.url, tmp_path, "run"), tmp_path / "run-out"
-    delays = sorted(random.Random(os.getpid()).uniform(2, 25) for _ in range(3))
+    delays = sorted(random.Random(os.getpid()).uniform(2, 25) for _ in range(2))
     killed_at = []
     for delay in delays:  # starting up, downloading from the slow mirror, extracting, training
         run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,7 +88,7 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     assert (out / "pairs.json").read_text() == (ref / "pairs.json").read_text(), killed_at
     lines = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (ref, out)]
     steps = [[(m["epoch"], m["step"]) for m in ms] for ms in lines]
-    assert steps[0] == steps[1] and len(steps[0]) == 3, killed_at  # each epoch once, the same number of steps
+    assert steps[0] == steps[1] and len(steps[0]) == 2, killed_at  # each epoch once, the same number of steps
     perplexities = [m["val_perplexity"] for m in lines[1]]
     assert perplexities == sorted(perplexities, reverse=True) and perplexities[0] > perplexities[-1]
     assert (out / "model/tf_model.h5").is_file() and (out / "model/tokenizer.json").is_file()
@@ -97,9 +97,9 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     assert transcript.count("**Bot:**") == 8 and "temperature 0.8" in transcript
     evaluation = json.loads((out / "eval.json").read_text())  # measured on the validation pairs
     validation = [p for p in json.loads((out / "pairs.json").read_text()) if p["split"] == "validation"]
-    assert 0 < evaluation["responses"] <= min(80, len(validation))
+    assert 0 < evaluation["responses"] <= min(30, len(validation))
     assert 1 < evaluation["response_perplexity"] < 50257 and evaluation["ngram_perplexity"] > 1
-    assert 0 <= evaluation["hits_at_1"]["value"] <= 1 and evaluation["replies"]["sampled"]["replies"] == 4
+    assert 0 <= evaluation["hits_at_1"]["value"] <= 1 and evaluation["replies"]["sampled"]["replies"] == 3
 
     # The same command again computes nothing: training, evaluation and transcript are cached.
     (out / "eval.json").unlink()
@@ -108,7 +108,7 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     for step in ("train-model", "evaluate-bot", "write-transcript"):
         assert re.search(rf"Task run '{step}-\w+' - Finished in state Cached", again.stderr), step
     assert json.loads((out / "eval.json").read_text()) == evaluation  # written again from the cache
-    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
     # The cast it was trained with, largest first; chat over a pipe as its first character: one reply
     # line per input line.
