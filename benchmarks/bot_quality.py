@@ -27,7 +27,7 @@ from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.evaluate import evaluate_bot, formatted  # noqa: E402
 from tasks.gutenberg import decode_text, strip_boilerplate  # noqa: E402
 from tasks.pairing import pair_utterances  # noqa: E402
-from tasks.tables import BOOKS, DATASET, write_table  # noqa: E402
+from tasks.tables import BOOKS, DATASET, safe_name, write_table  # noqa: E402
 from tasks.train import train_model  # noqa: E402
 from tasks.validate import validate_pairs  # noqa: E402
 
@@ -82,7 +82,7 @@ def main() -> None:
             patience=args.epochs,
             **changes,
         )
-        out = args.out / name.replace(" + ", "-").replace(", ", "-").replace(" ", "-")
+        out = args.out / safe_name(name)
         start = time.monotonic()
         model_dir = train_model(dataset, cfg, out, books=[books])
         trained = time.monotonic() - start
