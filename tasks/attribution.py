@@ -94,6 +94,15 @@ def addressees(speech: str) -> set[str]:
     return {name for called in found if (name := name_in(called))}
 
 
+CLOSING_VOCATIVE = re.compile(rf"[,;]\s+{CALLED}[.!?\s]*$")
+
+
+def closing_addressee(speech: str) -> str:
+    """The name a speech ends by calling someone ("..., Mr. Darcy?"), who usually answers; else ""."""
+    found = CLOSING_VOCATIVE.search(speech[-60:])
+    return name_in(found.group(1)) if found else ""
+
+
 # A character the book names by a capitalised description: "the Dormouse", "the Jew".
 DESCRIBED_NAME = re.compile(r"(the|The)\s+([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?)")
 
@@ -128,7 +137,11 @@ def find_subject(narration: str) -> str:
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
 SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’]?\s")
 # The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
-ACTOR = re.compile(rf"\s*(?:(?P<pronoun>He|She|I|They|We)\b|(?P<name>{NAME}))\s+(?:[a-z]+ly\s+)?[a-z]+")
+# ("but Mr. Collins, much offended, laid aside his book, and said,": after a conjunction, and an aside)
+ACTOR = re.compile(
+    rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)\b|(?P<name>{NAME}))"
+    r"(?:,[^,.;:!?\"“”]{1,40},)?\s+(?:[a-z]+ly\s+)?[a-z]+"
+)
 
 
 def actor_of(sentence: str) -> str:

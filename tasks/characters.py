@@ -144,9 +144,12 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0, full_nam
 def speakers_of(text: str, utterances: list[Utterance]) -> list[Utterance]:
     """The speaker sieve in full: its name-based rules, then, with the cast's genders, pronouns too."""
     first = assign_speakers(utterances)
-    genders = {alias: c.gender for c in find_cast(text, first, full_names=False) for alias in c.aliases if c.gender}
+    cast = find_cast(text, first, full_names=False)
+    genders = {alias: c.gender for c in cast for alias in c.aliases if c.gender}
     return assign_speakers(
-        utterances, {name: genders[_clean(name)] for name in _names(first) if _clean(name) in genders}
+        utterances,
+        {name: genders[_clean(name)] for name in _names(first) if _clean(name) in genders},
+        {alias for c in cast for alias in c.aliases},
     )
 
 

@@ -6,22 +6,27 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
 - explicit: the attribution beside the quote names the speaker ("said Elizabeth"), as extraction
   found it;
 - continuation: another utterance of the same speaker turn has a speaker;
+- vocative: a speech that ends by calling one of the cast by name ("..., Mr. Darcy?") is answered by
+  them in the next paragraph (on the PDNC novels, 90% of such names are right);
 - turn: in an exchange of two people, turns alternate: a turn between two turns of one speaker,
   or two turns after a speaker with someone else between, is that speaker's (or the other's),
   as long as all three are in one conversation, in consecutive paragraphs (narration between
-  two quotes may bring in someone else);
-- anaphoric: "she said": the one speaker of the conversation, nearby, of that gender (the cast's,
-  tasks/characters.py), other than whoever spoke the turn before; then alternation again.
+  two quotes may bring in someone else); and a run of turns with no narration between, whose
+  named turns are one person's at even places and another's at odd ones, is theirs throughout;
+- anaphoric: "she said": the one speaker of that gender (the cast's, tasks/characters.py) in the
+  conversation nearby, if they spoke within two turns and not just before or after; then
+  alternation again.
 """
 
 from dataclasses import replace
 
-from tasks.attribution import addressees
+from tasks.attribution import addressees, closing_addressee
 from tasks.tables import Utterance
 
-EXPLICIT, CONTINUATION, TURN, ANAPHORIC = "explicit", "continuation", "turn", "anaphoric"
-# "A B ? she said": the pronoun names the speaker two turns back when of that gender (the one before is
-# the other party). On the PDNC novels, 2 turns back: names 93.5% right; 3: 93.0%; 6: 92.6%
+EXPLICIT, CONTINUATION, TURN, ANAPHORIC, VOCATIVE = "explicit", "continuation", "turn", "anaphoric", "vocative"
+# "A B ? she said": the pronoun names a speaker of that gender within this many turns, when no other
+# speaker of that gender is within WINDOW turns. On the PDNC novels, 2 names 157 quotes, 80% right; 3
+# names 240, 71% right; without the WINDOW check, 285 at 67%
 RECENT = 2
 PRONOUN_GENDER = {"he": "M", "she": "F", "il": "M", "elle": "F", "er": "M", "sie": "F"}
 ROUNDS = 6  # alternation spreads a known speaker this many turns at most
@@ -62,14 +67,19 @@ def _same_talk(a: Utterance, b: Utterance) -> bool:
     return a.scene == b.scene and abs(a.paragraph - b.paragraph) <= 2 * WINDOW
 
 
-def assign_speakers(utterances: list[Utterance], genders: dict[str, str] | None = None) -> list[Utterance]:
+def assign_speakers(
+    utterances: list[Utterance], genders: dict[str, str] | None = None, names: set[str] | None = None
+) -> list[Utterance]:
     """The utterances with the speakers the sieve finds, and each one's speaker_source ("" where none).
     genders: the cast's, by name ("F", "M"); without them, no pronoun is resolved."""
     turns = _turns(utterances)
     # explicit: a turn is the speaker's whom one of its utterances' attributions names
     speaker = [next((utterances[i].speaker for i in members if utterances[i].speaker), "") for members in turns]
     source = [EXPLICIT if name else "" for name in speaker]
+    if names:
+        _called(turns, speaker, source, utterances, names)
     _spread(turns, speaker, source, utterances)
+    _by_parity(turns, speaker, source, utterances)
     if genders:
         found = [
             (t, name)
@@ -79,6 +89,7 @@ def assign_speakers(utterances: list[Utterance], genders: dict[str, str] | None 
         for t, name in found:
             speaker[t], source[t] = name, ANAPHORIC
         _spread(turns, speaker, source, utterances)
+        _by_parity(turns, speaker, source, utterances)
     out = []
     for t, members in enumerate(turns):
         for i in members:
@@ -86,6 +97,19 @@ def assign_speakers(utterances: list[Utterance], genders: dict[str, str] | None 
             how = EXPLICIT if own else (CONTINUATION if source[t] == EXPLICIT else source[t])
             out.append(replace(utterances[i], speaker=own or speaker[t], speaker_source=how))
     return out
+
+
+def _called(
+    turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance], names: set[str]
+) -> None:
+    """A turn right after a speech that ends by calling one of the cast by name ("..., Mr. Darcy?") is theirs."""
+    for t in range(1, len(turns)):
+        before, here = utterances[turns[t - 1][-1]], utterances[turns[t][0]]
+        if speaker[t] or not _adjacent(before, here):
+            continue
+        name = closing_addressee(before.text)
+        if name in names and (not speaker[t - 1] or _two_people(name, speaker[t - 1])):
+            speaker[t], source[t] = name, VOCATIVE
 
 
 def _spread(turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance]) -> None:
@@ -102,21 +126,25 @@ def _spread(turns: list[list[int]], speaker: list[str], source: list[str], utter
 
 
 def _anaphor(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance], genders: dict) -> str:
-    """Turn t's speaker when its attribution is a pronoun: the one nearby speaker of that gender, not the last one."""
+    """Turn t's speaker when its attribution is a pronoun ("she said"): the one speaker of that gender in the
+    conversation nearby (WINDOW turns either side), if they spoke within RECENT turns but not just before or after."""
     pronoun = next((utterances[i].subject.lower() for i in turns[t] if utterances[i].subject), "")
     gender = PRONOUN_GENDER.get(pronoun)
     if not gender:
         return ""
     here = utterances[turns[t][0]]
-    last = speaker[t - 1] if t and _same_talk(here, utterances[turns[t - 1][0]]) else ""
-    near = range(max(t - RECENT, 0), t)  # who has just spoken: the pronoun refers back
-    candidates = {
-        speaker[k]
-        for k in near
-        if speaker[k] and genders.get(speaker[k]) == gender and _same_talk(here, utterances[turns[k][0]])
-    }
-    candidates = {name for name in candidates if not last or _two_people(name, last)}
-    return candidates.pop() if len(candidates) == 1 else ""
+    nearby = [
+        k
+        for k in range(max(t - WINDOW, 0), min(t + WINDOW + 1, len(turns)))
+        if k != t and speaker[k] and _same_talk(here, utterances[turns[k][0]])
+    ]
+    of_gender = {speaker[k] for k in nearby if genders.get(speaker[k]) == gender}
+    if len(of_gender) != 1:
+        return ""  # two women nearby: "she" may be either
+    name = of_gender.pop()
+    recent = any(abs(k - t) <= RECENT and speaker[k] == name for k in nearby)
+    beside = any(abs(k - t) == 1 and not _two_people(speaker[k], name) for k in nearby)  # the other party
+    return name if recent and not beside else ""
 
 
 def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance]) -> str:
@@ -146,3 +174,37 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
         if _adjacent(chain[0], chain[1]) and _adjacent(chain[2], chain[3]):
             return speaker[a]
     return ""
+
+
+def _chains(turns: list[list[int]], utterances: list[Utterance]) -> list[range]:
+    """Runs of turns each answering the one before it with no narration between."""
+    chains, start = [], 0
+    for t in range(1, len(turns) + 1):
+        if t == len(turns) or not _adjacent(utterances[turns[t - 1][-1]], utterances[turns[t][0]]):
+            chains.append(range(start, t))
+            start = t
+    return chains
+
+
+def _by_parity(turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance]) -> None:
+    """An exchange with no narration between its turns, whose named turns are one person's at even places and
+    another's at odd ones, is those two people's from its first named turn on. (Its turns before that one
+    are often someone else's: on the PDNC novels, 174 such names were 69% right, against 84% after it.)"""
+    for chain in _chains(turns, utterances):
+        if len(chain) < 3:
+            continue
+        sides: list[list[str]] = [[], []]
+        for k, t in enumerate(chain):
+            if speaker[t]:
+                sides[k % 2].append(speaker[t])
+        if not all(sides):
+            continue
+        a, b = sides[0][0], sides[1][0]
+        one_each = all(not _two_people(side[0], n) for side in sides for n in side)
+        if not one_each or not _two_people(a, b):
+            continue
+        first = next(k for k, t in enumerate(chain) if speaker[t])
+        for k, t in enumerate(chain[first + 1 :], first + 1):
+            name = (a, b)[k % 2]
+            if not speaker[t] and name not in addressees(" ".join(utterances[i].text for i in turns[t])):
+                speaker[t], source[t] = name, TURN

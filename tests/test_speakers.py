@@ -70,3 +70,49 @@ def test_a_pronoun_names_the_speaker_two_turns_back_of_that_gender():
     he_cried = assign_speakers(extract_utterances(LETTER.replace("she cried", "he cried")), genders={"Elizabeth": "F"})
     assert he_cried[2].speaker == ""  # "he" cannot be Elizabeth, and nobody else is known
     assert assign_speakers(extract_utterances(LETTER))[2].speaker == ""  # without the cast's genders, no guess
+
+
+def test_a_pronoun_is_not_resolved_when_two_of_that_gender_talk_nearby():
+    passage = LETTER + '\n"Yes, do, papa," said Jane.\n'
+    utterances = assign_speakers(extract_utterances(passage), genders={"Elizabeth": "F", "Jane": "F"})
+    assert [u.speaker for u in utterances] == ["Elizabeth", "", "", "Jane"]  # "she" may be either sister
+
+
+def test_an_exchange_without_narration_alternates_from_its_first_named_turn():
+    # the Wickham passage named only at its second and fifth turns: no two known turns in a row
+    passage = WICKHAM.replace('"Nearly three weeks."', '"Nearly three weeks," said Elizabeth.')
+    passage = passage.replace("cousin's.\"", "cousin's,\" said Wickham.").replace(" cried Wickham", "")
+    passage = passage.replace('"Oh, no!" said Elizabeth. "In', '"Oh, no! In')
+    utterances = assign_speakers(extract_utterances(passage))
+    assert [(u.speaker, u.speaker_source) for u in utterances] == [
+        ("", ""),  # before the first named turn, where someone else may have spoken
+        ("Elizabeth", "explicit"),
+        ("Wickham", "turn"),
+        ("Elizabeth", "turn"),
+        ("Wickham", "explicit"),
+        ("Elizabeth", "turn"),
+        ("Wickham", "turn"),
+        ("Elizabeth", "turn"),
+    ]
+
+
+# Pride and Prejudice, chapter 6: Sir William ends by calling Mr. Darcy, who answers.
+DANCING = (
+    'Sir William only smiled. "Your friend performs delightfully," he\ncontinued, after a pause, on seeing '
+    'Bingley join the group; "and I doubt\nnot that you are an adept in the science yourself, Mr. Darcy."\n\n'
+    '"You saw me dance at Meryton, I believe, sir."\n\n'
+    '"Yes, indeed, and received no inconsiderable pleasure from the sight. Do\nyou often dance at St. James\'s?"\n\n'
+    '"Never, sir."\n'
+)
+
+
+def test_whom_a_speech_ends_by_calling_answers_it():
+    utterances = assign_speakers(extract_utterances(DANCING), names={"Sir William", "Mr. Darcy", "Bingley"})
+    assert [(u.speaker, u.speaker_source) for u in utterances] == [
+        ("Sir William", "explicit"),
+        ("Mr. Darcy", "vocative"),
+        ("Sir William", "turn"),
+        ("Mr. Darcy", "turn"),
+    ]
+    # only the cast's names count: without it, nobody is called
+    assert assign_speakers(extract_utterances(DANCING))[1].speaker == ""
