@@ -37,6 +37,11 @@ VERB_WORDS = (
     "faltered|stammered|gasped|groaned|went on|laughed|cried out|broke in|echoed|concluded|argued|opined|"
     "grumbled|responded|objected|assented|snapped|sneered|chimed in|put in|called out|broke out|commented|"
     "announced|mused|reflected|uttered|bawled|yelled|hissed|wailed|moaned|panted|"
+    "interjected|questioned|conceded|acknowledged|affirmed|assured|confessed|corrected|drawled|hinted|"
+    "insinuated|lamented|mumbled|prompted|queried|reasoned|reminded|remonstrated|scoffed|shrieked|"
+    "stuttered|teased|thundered|volunteered|warned|blurted|chuckled|giggled|grunted|jeered|cautioned|"
+    "simpered|whimpered|squeaked|sputtered|spluttered|stormed|breathed|chorused|entreated|implored|"
+    "besought|expostulated|ejaculated|vociferated|apologised|apologized|"
     # French
     "dit|reprit|cria|demanda|répondit|fit|s'écria|murmura|ajouta|continua|répliqua|s'exclama|"
     "poursuivit|répéta|balbutia|interrompit|observa|riposta|soupira|déclara|"
@@ -165,12 +170,28 @@ def subject_before(narration: str) -> str:
     return actor_of(sentence) if whole and INTRODUCTION.search(sentence) else ""
 
 
-def attribute(after: str, lead_in: str) -> tuple[str, str]:
+# After a speech that ends with a comma, a name and a verb in the past are its attribution whatever the verb:
+# '"..., one season," Mrs. Archer conceded.', '"...," feebly reiterated Matthew.'
+TAG = re.compile(
+    rf"\s*(?:(?P<name>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+ed\b|(?:[a-z]+ly\s+)?[a-z]+ed\s+(?P<after>{NAME})\b(?!['’]s))"
+)
+# '"Not much wonder!" was Marilla's response.', "was Mrs. Weston's parting question"
+NAMED_REPLY = re.compile(
+    rf"\s*was\s+(?P<name>{NAME})['’]s\s+(?:[a-z]+\s+){{0,2}}"
+    r"(?:response|reply|answer|comment|observation|remark|question|rejoinder|retort|exclamation|greeting|verdict)\b"
+)
+
+
+def attribute(after: str, lead_in: str, comma: bool = False) -> tuple[str, str]:
     """(speaker, subject) of a quote from the attribution after it ("said Elizabeth", "she said") or the
-    one leading into it ("and Rabbit said "): the name ("" for a pronoun), and whom it names, pronouns too."""
+    one leading into it ("and Rabbit said "): the name ("" for a pronoun), and whom it names, pronouns too.
+    comma: the quote ends with one, so a name and any verb after it attribute it (TAG)."""
     subject = find_subject(after)
     if speaker := name_in(subject):
         return speaker, subject
+    tag = not subject and (NAMED_REPLY.match(after) or comma and TAG.match(after))
+    if tag and (speaker := name_in(named := next(g for g in tag.groups() if g))):
+        return speaker, named
     lead_subject = subject_before(lead_in)
     return name_in(lead_subject), subject or lead_subject
 

@@ -197,6 +197,20 @@ def test_each_quote_gets_the_attribution_nearest_it():  # Winnie-the-Pooh; A Roo
     assert [u.speaker for u in utterances] == [""]  # not Jaggers
 
 
+def test_a_name_and_any_verb_after_a_comma_or_a_named_reply_attribute_a_quote():  # Age of Innocence; Anne
+    utterances = extract_utterances(
+        '"Ah, well, Boston is more conservative than New York," Mrs. Archer conceded.\n\n'
+        '"Well now, she\'s such a little thing," feebly reiterated Matthew.\n\n'
+        '"Not much wonder! Such silly doings!" was Marilla\'s response.\n\n'
+        '"Then stay," interjected Matthew\'s sister.\n\n'  # a possessive: someone else, unnamed
+        '"Mother doesn\'t think her simple." Janey looked at her brother.\n'  # no comma: an action, not a tag
+    )
+    assert [u.speaker for u in utterances] == ["Mrs. Archer", "Matthew", "Marilla", "", ""]
+    # the subject of the sentence that introduces a quote, after a conjunction and an aside (P&P, chapter 14)
+    passage = "Lydia was bid to hold her tongue; but Mr. Collins, much offended, laid aside his book, and said,"
+    assert [u.speaker for u in extract_utterances(passage + '\n\n"I have often observed it."\n')] == ["Mr. Collins"]
+
+
 def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and Prejudice, chapter 58
     passage = (
         '"If you _will_ thank me," he replied, "let it be for yourself alone."\n\n'
