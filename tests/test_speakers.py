@@ -116,3 +116,18 @@ def test_whom_a_speech_ends_by_calling_answers_it():
     ]
     # only the cast's names count: without it, nobody is called
     assert assign_speakers(extract_utterances(DANCING))[1].speaker == ""
+
+
+def test_whom_one_side_of_an_exchange_keeps_calling_is_the_other_side():
+    passage = WICKHAM.replace('"Nearly three weeks."', '"Nearly three weeks," said Elizabeth.')
+    passage = passage.replace('"Yes, almost', '"Yes, Mr. Wickham, almost').replace(
+        '"Yes, very different. But', '"Yes, very different. But, Mr. Wickham,'
+    )
+    passage = passage.replace(" cried Wickham", "").replace('"Oh, no!" said Elizabeth. "In', '"Oh, no! In')
+    utterances = assign_speakers(extract_utterances(passage), names={"Elizabeth", "Mr. Wickham"})
+    assert [u.speaker for u in utterances] == ["", "Elizabeth"] + ["Mr. Wickham", "Elizabeth"] * 3
+    once = passage.replace("But, Mr. Wickham,", "But")  # called once: not enough to name him
+    assert [u.speaker for u in assign_speakers(extract_utterances(once), names={"Elizabeth", "Mr. Wickham"})] == [
+        "",
+        "Elizabeth",
+    ] + [""] * 6
