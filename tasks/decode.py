@@ -2,10 +2,12 @@
 
 TensorFlow's `generate` hands back a reply only once it is whole. Here the context is read into a
 cache in chunks of CHUNK tokens, then each new token is one call that attends to the cache. Both
-calls have fixed shapes (per cache size: 128, 256, 512 ... slots), so XLA compiles each once. Slots
-not yet written are masked out with the same additive -10000 that Hugging Face's own XLA
-generation uses, so the logits are those of a plain forward pass: greedy decoding here gives the
-tokens `generate` gives (tests/test_decode.py).
+calls have fixed shapes (per number of rows and cache size: 128, 256, 512 ... slots), so XLA
+compiles each once. Several contexts can be answered side by side (an evaluation samples its
+replies in rows of a batch); each is padded on the left to whole chunks, so all rows write their
+next token to the same slot. Padding and slots not yet written are masked out with the same
+additive -10000 that Hugging Face's own XLA generation uses, so the logits are those of a plain
+forward pass: greedy decoding here gives the tokens `generate` gives (tests/test_decode.py).
 
 Each token is then chosen in numpy from the logits: a bias per token (OpenAI's logit_bias), the
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
@@ -35,12 +37,14 @@ class Decoder:
         self.heads, self.head_size = config.n_head, config.n_embd // config.n_head
         self._extend = tf.function(self._extend_cache, jit_compile=True)
 
-    def _extend_cache(self, ids, mask, past, valid, offset, last):
-        """Read ids [1, n] (mask: 1 where real) into cache slots offset.. ; the logits after ids[last]."""
+    def _extend_cache(self, ids, mask, past, valid, offset, last, pad):
+        """Read ids [rows, n] (mask: 1 where real) into cache slots offset.. ; the logits after ids[:, last].
+        pad: each row's padding before its context, so that its positions start at 0 where it does."""
+        positions = offset + tf.range(tf.shape(ids)[1])[None, :] - pad[:, None]
         out = self.model.transformer(
             input_ids=ids,
-            # the padding of a last chunk may run past the model's positions: it is masked, so any will do
-            position_ids=tf.minimum(offset + tf.range(tf.shape(ids)[1]), self.positions - 1)[None, :],
+            # padding may run outside the model's positions: it is masked, so any will do
+            position_ids=tf.clip_by_value(positions, 0, self.positions - 1),
             attention_mask=tf.concat([valid, mask], axis=1),
             past_key_values=past,
             use_cache=True,
@@ -48,11 +52,11 @@ class Decoder:
         )
         slots = valid.shape[1]
         start = tf.stack([0, 0, 0, offset, 0])
-        # each layer's present is [2, 1, heads, slots + n, head size]: the last n are the new keys and values
+        # each layer's present is [2, rows, heads, slots + n, head size]: the last n are the new keys and values
         past = [dynamic_update_slice(old, new[:, :, :, slots:], start) for old, new in zip(past, out.past_key_values)]
         valid = dynamic_update_slice(valid, mask, tf.stack([0, offset]))
-        hidden = out.last_hidden_state[0, last]
-        logits = tf.linalg.matvec(self.model.transformer.wte.embeddings, hidden)  # the output layer is the input one
+        hidden = out.last_hidden_state[:, last]
+        logits = tf.matmul(hidden, self.model.transformer.wte.embeddings, transpose_b=True)  # the input layer's
         return logits, past, valid
 
     def slots_for(self, needed: int) -> int:
@@ -63,25 +67,47 @@ class Decoder:
         self, context: list[int], how: ChatConfig, rng: np.random.Generator, logit_bias: dict[int, float] | None = None
     ) -> Iterator[int]:
         """Token ids after the context, one at a time, until <|endoftext|> (yielded last) or max_new_tokens."""
-        if not context or len(context) + how.max_new_tokens > self.positions:
-            raise ValueError(f"{len(context)} context tokens and {how.max_new_tokens} new ones do not fit the model")
-        slots = self.slots_for(max(-(-len(context) // CHUNK) * CHUNK, len(context) + how.max_new_tokens))
-        past = [tf.zeros((2, 1, self.heads, slots, self.head_size)) for _ in range(self.layers)]
-        valid = tf.zeros((1, slots), tf.int32)
-        for start in range(0, len(context), CHUNK):  # the context, right-padded to whole chunks
-            chunk = context[start : start + CHUNK]
-            ids = tf.constant([chunk + [self.eot] * (CHUNK - len(chunk))], tf.int32)
-            mask = tf.constant([[1] * len(chunk) + [0] * (CHUNK - len(chunk))], tf.int32)
-            logits, past, valid = self._extend(ids, mask, past, valid, tf.constant(start), tf.constant(len(chunk) - 1))
-        chooser = TokenChooser(how, self.eot, context, logit_bias or {})
-        one = tf.ones((1, 1), tf.int32)
-        for position in range(len(context), len(context) + how.max_new_tokens):
-            token = chooser.choose(logits.numpy(), rng)
-            yield token
-            if token == self.eot or position + 1 == len(context) + how.max_new_tokens:
+        for tokens in self.sample_rows([context], how, [rng], logit_bias):
+            yield tokens[0]
+
+    def sample_rows(
+        self,
+        contexts: list[list[int]],
+        how: ChatConfig,
+        rngs: list[np.random.Generator],
+        logit_bias: dict[int, float] | None = None,
+    ) -> Iterator[list[int | None]]:
+        """Replies to several contexts side by side, one step at a time: each row's next token id, None once
+        its reply has ended (with <|endoftext|>, or at max_new_tokens). Each row draws from its own rng, so
+        a reply is the one sample() gives its context alone (to rounding in the arithmetic)."""
+        for context in contexts:
+            if not context or len(context) + how.max_new_tokens > self.positions:
+                raise ValueError(f"{len(context)} context tokens and {how.max_new_tokens} new ones don't fit the model")
+        # contexts are padded on the left to whole chunks, so that every row's next token has the same slot
+        width = -(-max(len(c) for c in contexts) // CHUNK) * CHUNK
+        slots = self.slots_for(width + how.max_new_tokens)
+        rows = len(contexts)
+        pad = tf.constant([width - len(c) for c in contexts], tf.int32)
+        padded = [[self.eot] * (width - len(c)) + c for c in contexts]
+        real = [[0] * (width - len(c)) + [1] * len(c) for c in contexts]
+        past = [tf.zeros((2, rows, self.heads, slots, self.head_size)) for _ in range(self.layers)]
+        valid = tf.zeros((rows, slots), tf.int32)
+        for start in range(0, width, CHUNK):
+            ids = tf.constant([row[start : start + CHUNK] for row in padded], tf.int32)
+            mask = tf.constant([row[start : start + CHUNK] for row in real], tf.int32)
+            logits, past, valid = self._extend(ids, mask, past, valid, tf.constant(start), tf.constant(CHUNK - 1), pad)
+        choosers = [TokenChooser(how, self.eot, c, logit_bias or {}) for c in contexts]
+        ended = [False] * rows
+        one = tf.ones((rows, 1), tf.int32)
+        for step in range(how.max_new_tokens):
+            scores = logits.numpy()
+            tokens = [None if ended[r] else choosers[r].choose(scores[r], rngs[r]) for r in range(rows)]
+            yield tokens
+            ended = [e or t == self.eot for e, t in zip(ended, tokens)]
+            if all(ended) or step + 1 == how.max_new_tokens:
                 return
-            ids = tf.constant([[token]], tf.int32)
-            logits, past, valid = self._extend(ids, one, past, valid, tf.constant(position), tf.constant(0))
+            ids = tf.constant([[self.eot if t is None else t] for t in tokens], tf.int32)
+            logits, past, valid = self._extend(ids, one, past, valid, tf.constant(width + step), tf.constant(0), pad)
 
 
 class TokenChooser:

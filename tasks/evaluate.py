@@ -39,7 +39,7 @@ from tasks.tables import DATASET, StoredFile, read_table, write_atomically
 log = logging.getLogger(__name__)
 TOP_SPEAKERS = 5
 WORDS = re.compile(r"\w+(?:['’]\w+)?|[^\w\s]")
-BATCH = 16
+BATCH = 16  # rows scored, or replies sampled, side by side
 
 
 @dataclass(frozen=True)
@@ -231,11 +231,16 @@ def reply_statistics(replies: list[str], prompts: list[str]) -> dict:
 
 def sample_replies(bot: Bot, responses: list[Response], sampling: ChatConfig, seed: int) -> dict:
     """The chat's replies to these responses' histories, with their statistics and the real ones'."""
-    replies, ended = [], 0
-    for i, r in enumerate(responses):
-        reply = bot.stream(r.history, sampling, np.random.default_rng([seed, i]))
-        replies.append(" ".join("".join(reply).split()))
-        ended += reply.finish_reason == "stop"
+    replies, ended = [""] * len(responses), 0
+    # rows of similar length side by side (less padding); each reply keeps the seed of its place
+    order = sorted(range(len(responses)), key=lambda i: sum(len(t.text) for t in responses[i].history))
+    for first in range(0, len(order), BATCH):
+        rows = order[first : first + BATCH]
+        histories = [responses[i].history for i in rows]
+        sampled = bot.replies(histories, sampling, [np.random.default_rng([seed, i]) for i in rows])
+        for i, (text, why) in zip(rows, sampled):
+            replies[i] = " ".join(text.split())
+            ended += why == "stop"
     prompts = [r.history[-1].text for r in responses]
     sampled = reply_statistics(replies, prompts) | {
         "replies": len(replies),

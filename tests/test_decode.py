@@ -71,3 +71,22 @@ def test_top_k_one_is_greedy_and_a_seed_repeats_a_sample(tiny_model, tokenizer):
     assert list(decoder.sample(context, top1, np.random.default_rng(1))) == list(
         decoder.sample(context, greedy, np.random.default_rng(2))
     )
+
+
+def test_replies_sampled_side_by_side_are_those_sampled_alone(tiny_model, tokenizer):
+    model = load_model(str(tiny_model), tokenizer)
+    eot = tokenizer.eos_token_id
+    decoder = Decoder(model, eot)
+    contexts = [  # one chunk, several, and a single token: padded on the left by different amounts
+        tokenizer.encode("What do you think of our new neighbours?") + [eot],
+        tokenizer.encode(" ".join(["It is a truth universally acknowledged, that a single man"] * 12)) + [eot],
+        [eot],
+    ]
+    sampled = ChatConfig(max_new_tokens=24)
+    for how in (GREEDY, sampled):
+        alone = [list(decoder.sample(c, how, np.random.default_rng([5, i]))) for i, c in enumerate(contexts)]
+        rows = [np.random.default_rng([5, i]) for i in range(len(contexts))]
+        steps = list(decoder.sample_rows(contexts, how, rows))
+        together = [[s[r] for s in steps if s[r] is not None] for r in range(len(contexts))]
+        assert together == alone
+        assert len(steps) == max(len(a) for a in alone)  # the batch ends when its longest reply does
