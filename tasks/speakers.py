@@ -73,7 +73,8 @@ def assign_speakers(
     utterances: list[Utterance], genders: dict[str, str] | None = None, names: set[str] | None = None
 ) -> list[Utterance]:
     """The utterances with the speakers the sieve finds, and each one's speaker_source ("" where none).
-    genders: the cast's, by name ("F", "M"); without them, no pronoun is resolved."""
+    genders: the cast's, by name ("F", "M"); without them, no pronoun is resolved. names: the cast's names;
+    without them, no speech is taken to call someone by name."""
     turns = _turns(utterances)
     # explicit: a turn is the speaker's whom one of its utterances' attributions names
     speaker = [next((utterances[i].speaker for i in members if utterances[i].speaker), "") for members in turns]

@@ -57,7 +57,7 @@ UTTERANCES = pa.schema(
         ("end", pa.int64()),
         ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
         ("speaker", pa.string()),  # as the text names it ("Elizabeth"), "" when unknown
-        ("speaker_source", pa.string()),  # explicit, continuation, turn, anaphoric (tasks/speakers.py), or ""
+        ("speaker_source", pa.string()),  # explicit, continuation, vocative, turn, anaphoric (tasks/speakers.py), or ""
         ("subject", pa.string()),  # whom an attribution without a name names: "she", "his lady"; else ""
     ]
 )
