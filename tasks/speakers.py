@@ -96,9 +96,11 @@ def assign_speakers(
     out = []
     for t, members in enumerate(turns):
         for i in members:
-            own = utterances[i].speaker
-            how = EXPLICIT if own else (CONTINUATION if source[t] == EXPLICIT else source[t])
-            out.append(replace(utterances[i], speaker=own or speaker[t], speaker_source=how))
+            u = utterances[i]
+            how = EXPLICIT if u.speaker else (CONTINUATION if source[t] == EXPLICIT else source[t])
+            named = u.speaker or speaker[t]
+            changed = named != u.speaker or how != u.speaker_source
+            out.append(replace(u, speaker=named, speaker_source=how) if changed else u)  # replace() is slow
     return out
 
 
