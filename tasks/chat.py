@@ -22,7 +22,7 @@ from tasks.cache import ModuleSource
 from tasks.config import ChatConfig, check_model_dir, read_prompts
 from tasks.decode import Decoder
 from tasks.errors import ConfigError
-from tasks.examples import Layout, Turn, encode_turns
+from tasks.examples import MIN_CONTEXT, Layout, Turn, encode_turns
 from tasks.model import load_model, load_tokenizer
 from tasks.tables import StoredFile
 
@@ -72,10 +72,14 @@ class Bot:
 
     def context(self, history: Sequence[Turn], max_new_tokens: int, speaker: str | None = None) -> list[int]:
         """The latest turns that fit in the context beside a full-length reply, each ended by
-        <|endoftext|>, then the bot's name when it speaks as a character."""
+        <|endoftext|>, then the bot's name when it speaks as a character. The context is as long as
+        the training's rows (a scratch model never learned the positions past them), or longer
+        when a reply needs it, up to the model's own limit."""
         speaker = self.speaker if speaker is None else speaker
         prefix = self.tokenizer.encode(f"{speaker}:") if speaker and self.layout.names else []
-        budget = self.model.config.n_positions - max_new_tokens - len(prefix)
+        positions = self.model.config.n_positions
+        window = min(max(self.layout.max_length or positions, max_new_tokens + len(prefix) + MIN_CONTEXT), positions)
+        budget = window - max_new_tokens - len(prefix)
         ids: list[int] = []
         for name, text in reversed(encode_turns(history, self.tokenizer, self.layout.names)):
             turn_ids = name + text

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from tasks.chat import Bot, converse
 from tasks.config import ChatConfig, TrainConfig, read_prompts
 from tasks.errors import ConfigError, ModelNotFound
 from tasks.examples import (
+    LAYOUT_FILE,
     Conversation,
     Layout,
     Turn,
@@ -199,6 +201,17 @@ def test_history_keeps_the_latest_turns_that_fit(trained):
     context = bot.tokenizer.decode(bot.context(bot.history, 200))
     assert context.endswith("Turn number 39 of a long conversation.<|endoftext|>")
     assert "Turn number 0 " not in context and len(bot.context(bot.history, 200)) <= 56
+
+
+def test_the_chat_context_is_no_longer_than_the_training_rows(trained, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained / "model", model_dir)
+    layout = json.loads((model_dir / LAYOUT_FILE).read_text())
+    (model_dir / LAYOUT_FILE).write_text(json.dumps(layout | {"max_length": 64}))  # as if trained on rows of 64
+    bot = Bot(model_dir, ChatConfig(max_new_tokens=12))
+    history = [Turn("", f"Turn number {i} of a long conversation.") for i in range(40)]
+    assert 40 < len(bot.context(history, 12)) <= 64 - 12  # positions past the rows were never trained
+    assert len(bot.context(history, 200)) <= 256 - 200  # a reply longer than a row: the model's own limit
 
 
 def test_bad_models_and_tokenizers_get_one_clear_error(tmp_path, tokenizer, monkeypatch):
