@@ -56,7 +56,7 @@ def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(pr
             "model": "scratch:tiny",
             "tokenizer": str(SHARED / "gpt2-tokenizer"),
             "epochs": "1",
-            "max_pairs": "100",
+            "max_pairs": "60",
             "max_new_tokens": "8",
             "max_responses": "30",
             "ranked": "10",
@@ -98,6 +98,7 @@ def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(pr
         "training-metrics",
         "loss-curve",
         "transcript",
+        "evaluation",
     } <= keys
     progress = [a for a in artifacts if a["type"] == "progress"]
     assert progress and progress[0]["data"] == 100.0
