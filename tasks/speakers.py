@@ -59,6 +59,11 @@ def _turns(utterances: list[Utterance]) -> list[list[int]]:
     return turns
 
 
+def _addressed_in(t: int, turns: list[list[int]], utterances: list[Utterance]) -> set[str]:
+    """The names turn t's speech calls someone by."""
+    return addressees(" ".join(utterances[i].text for i in turns[t]))
+
+
 def _adjacent(a: Utterance, b: Utterance) -> bool:
     """True when b answers a with no paragraph of narration between (one conversation, next paragraph)."""
     return a.scene == b.scene and b.paragraph - a.paragraph <= 1
@@ -167,7 +172,7 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
             continue
         if 0 <= other < len(turns) and speaker[other] and not _two_people(speaker[other], speaker[a]):
             continue  # A B ? A: not A twice running
-        if speaker[a] in addressees(" ".join(utterances[i].text for i in turns[t])):
+        if speaker[a] in _addressed_in(t, turns, utterances):
             continue  # "..., Elizabeth?" is not Elizabeth speaking
         lo, mid, hi = sorted((a, b, t))
         chain = (
@@ -213,7 +218,7 @@ def _by_parity(
                 n
                 for k, t in enumerate(chain)
                 if k % 2 == known
-                for n in addressees(" ".join(utterances[i].text for i in turns[t]))
+                for n in _addressed_in(t, turns, utterances)
                 if n in names and _two_people(n, sides[known][0])
             )
             if len(called) == 1 and max(called.values()) >= 2:
@@ -227,5 +232,5 @@ def _by_parity(
         first = next(k for k, t in enumerate(chain) if speaker[t])
         for k, t in enumerate(chain[first + 1 :], first + 1):
             name = (a, b)[k % 2]
-            if not speaker[t] and name not in addressees(" ".join(utterances[i].text for i in turns[t])):
+            if not speaker[t] and name not in _addressed_in(t, turns, utterances):
                 speaker[t], source[t] = name, TURN
