@@ -110,6 +110,25 @@ def closing_addressee(speech: str) -> str:
 
 # A character the book names by a capitalised description: "the Dormouse", "the Jew".
 DESCRIBED_NAME = re.compile(r"(the|The)\s+([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?)")
+# ... or by a role: "said the doctor", "the old beadle". A description by age, sex, kin or place in
+# the scene ("the girl", "the old gentleman", "the other") stands for someone the book names
+# elsewhere, and so names no one.
+ROLE = re.compile(r"the\s+(?:(?:old|young|little|elder|poor|fat|tall|stout)\s+)?([a-z]+)")
+PERSON_NOUNS = set(
+    "man woman girl boy lady gentleman child lad lass youth maid maiden stranger other person fellow creature "
+    "figure visitor guest speaker one former latter first second third last voice baby infant mother father "
+    "son daughter brother sister husband wife aunt uncle cousin niece nephew grandmother grandfather friend "
+    "lover bride bridegroom widow orphan young old elder younger eldest youngest rest ancestress ancestor".split()
+)
+# A role the book gives fewer speeches than this describes someone named elsewhere ("said the
+# housekeeper", once): on the PDNC novels, 3 names 4,707 explicit quotes 98.4% right; 2, 4,731 at
+# 98.2%; 1, 4,785 at 97.4%
+ROLE_MENTIONS = 3
+
+
+def is_role(name: str) -> bool:
+    """True for a name that is a role ("the doctor"), not a name ("the Dormouse", "Mr. Bumble")."""
+    return name[:4] == "the " and name[4:5].islower()
 
 
 def subject_of(match: re.Match) -> str:
@@ -121,6 +140,10 @@ def name_in(subject: str) -> str:
     """The name a subject gives ("Elizabeth", "Mr. Darcy", "the Dormouse"), or "" for "he" or "the rector"."""
     if described := DESCRIBED_NAME.match(subject):
         return f"{described.group(1).lower()} {described.group(2)}"
+    if role := ROLE.fullmatch(subject):
+        noun = role.group(1)
+        plural = noun.endswith("s") and not noun.endswith("ss")  # "the ladies": many speak
+        return " ".join(subject.split()) if not (plural or noun in PERSON_NOUNS) else ""
     if subject == "I":
         return "I"  # the narrator
     words = subject.split()

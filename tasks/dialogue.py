@@ -29,6 +29,7 @@ from tasks.attribution import (
     ATTRIBUTION,
     INTRODUCTION,
     NOT_AFTER_TITLE,
+    ROLE_MENTIONS,
     SUBJECT,
     VERBS,
     actor_of,
@@ -37,6 +38,7 @@ from tasks.attribution import (
     beat_speaker,
     cut_incises,
     find_subject,
+    is_role,
     subject_before,
     subject_of,
 )
@@ -586,7 +588,17 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
                     )
                 )
     log.debug("book %d: convention %s, %d utterances", book_id, conv, len(utterances))
-    return utterances
+    return _recurring_roles(utterances)
+
+
+def _recurring_roles(utterances: list[Utterance]) -> list[Utterance]:
+    """The utterances with the roles ("said the doctor") the book names fewer than ROLE_MENTIONS
+    speakers by left as subjects, not speakers."""
+    roles = Counter(u.speaker for u in utterances if is_role(u.speaker))
+    rare = {role for role, count in roles.items() if count < ROLE_MENTIONS}
+    if not rare:
+        return utterances
+    return [replace(u, speaker="", subject=u.speaker) if u.speaker in rare else u for u in utterances]
 
 
 @task(

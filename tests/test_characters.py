@@ -4,12 +4,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import GUTENBERG, ROOT
+from conftest import GUTENBERG, PDNC, ROOT
 
 from tasks.characters import canonical_speakers, find_cast, speakers_of
 from tasks.dialogue import extract_utterances
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
+from tasks.pdnc import load_novel
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,17 @@ def test_the_characters_command_lists_a_file_s_cast(tmp_path):
     first = lines[2].split()
     assert first[1:3] == ["Alice", "F"] and int(first[0]) > 100  # she speaks most
     assert any(" the Queen " in line for line in lines)  # described characters too
+
+
+def test_a_recurring_role_is_a_character_and_a_description_is_not():
+    text, _ = load_novel(PDNC / "OliverTwist")
+    utterances = speakers_of(text, extract_utterances(text))
+    cast = {c.character: c for c in find_cast(text, utterances)}
+    # "said the doctor" dozens of times: a character of the book (PDNC lists "The Doctor" too)
+    assert cast["the doctor"].gender == "M" and cast["the doctor"].utterances > 30
+    assert cast["the matron"].gender == "F"
+    spoken = {u.speaker for u in utterances}
+    # "said the girl" (Nancy), "the old gentleman" (Mr. Brownlow): descriptions of named people
+    assert {"the girl", "the old gentleman", "the stranger"}.isdisjoint(spoken)
+    # a role said once ("said the housekeeper", Mrs. Bedwin) names no one: it stays the attribution's subject
+    assert [u.subject for u in utterances].count("the housekeeper") == 1 and "the housekeeper" not in spoken
