@@ -116,7 +116,7 @@ class Bot:
                     why[row] = "stop"
                 elif token is not None:
                     tokens[row].append(token)
-        return [(self.tokenizer.decode(ids).lstrip(), reason) for ids, reason in zip(tokens, why)]
+        return [(reply_text(self.tokenizer, ids), reason) for ids, reason in zip(tokens, why)]
 
     def reply(self, text: str, show: TextIO | None = None) -> str:
         """The bot's answer to one line, added to the history with it; show: where to print it as it comes."""
@@ -131,6 +131,12 @@ class Bot:
         answer = " ".join("".join(pieces).split())  # one line
         self.history.append(Turn(self.speaker, answer))
         return answer
+
+
+def reply_text(tokenizer, tokens: list[int]) -> str:
+    """A reply's text: without the space before its first word, nor half a character where it was cut
+    (a character of several byte tokens, its first bytes sampled before the last token)."""
+    return tokenizer.decode(tokens).lstrip().removesuffix("\ufffd")
 
 
 class Reply:
@@ -150,11 +156,11 @@ class Reply:
                 self.finish_reason = "stop"
                 break
             self.tokens.append(token)
-            text = self._tokenizer.decode(self.tokens).lstrip()
-            if len(text) > len(sent) and not text.endswith("\ufffd"):  # not half of a character
+            text = reply_text(self._tokenizer, self.tokens)
+            if len(text) > len(sent):
                 yield text[len(sent) :]
                 sent = text
-        text = self._tokenizer.decode(self.tokens).lstrip()
+        text = reply_text(self._tokenizer, self.tokens)
         if len(text) > len(sent):
             yield text[len(sent) :]
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import TOKENIZER
 
+from tasks.chat import Reply
 from tasks.config import ChatConfig
 from tasks.decode import CHUNK, Decoder, TokenChooser
 from tasks.model import load_model, load_tokenizer
@@ -90,3 +91,12 @@ def test_replies_sampled_side_by_side_are_those_sampled_alone(tiny_model, tokeni
         together = [[s[r] for s in steps if s[r] is not None] for r in range(len(contexts))]
         assert together == alone
         assert len(steps) == max(len(a) for a in alone)  # the batch ends when its longest reply does
+
+
+def test_a_reply_cut_inside_a_character_ends_before_it(tokenizer):
+    ids = tokenizer.encode(" Tea, Miss Woodhouse? ☕")  # the cup is two byte tokens
+    assert tokenizer.decode(ids[:-1]).endswith("\ufffd")
+    cut = Reply(iter(ids[:-1]), tokenizer, 0)  # max_new_tokens ran out after the cup's first byte
+    assert "".join(cut) == "Tea, Miss Woodhouse? " and cut.finish_reason == "length"
+    whole = Reply(iter([*ids, tokenizer.eos_token_id]), tokenizer, 0)
+    assert list(whole)[-1].endswith("☕") and whole.finish_reason == "stop"
