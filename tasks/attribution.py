@@ -4,6 +4,7 @@ Used by dialogue.py: speakers are read from the narration beside a quotation, an
 conventions (no closing mark) the attribution is cut out of the speech itself.
 """
 
+import functools
 import re
 
 
@@ -93,10 +94,11 @@ OPENING_VOCATIVE = re.compile(CALLED)
 VOCATIVE = re.compile(rf"[,;]\s+{CALLED}")  # starts with a comma: re scans for one fast
 
 
-def addressees(speech: str) -> set[str]:
+@functools.lru_cache(maxsize=1 << 16)  # the cast and each rule of the sieve ask again of the same speech
+def addressees(speech: str) -> frozenset[str]:
     """The names a speech calls someone by ("Oh, Marilla, say those blessed words again")."""
     found = [m.group(1) for m in (OPENING_VOCATIVE.match(speech), *VOCATIVE.finditer(speech)) if m]
-    return {name for called in found if (name := name_in(called))}
+    return frozenset(name for called in found if (name := name_in(called)))
 
 
 CLOSING_VOCATIVE = re.compile(rf"[,;]\s+{CALLED}[.!?\s]*$")

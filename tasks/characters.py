@@ -123,9 +123,14 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0, full_nam
     if full_names:
         names |= _full_names(text, names)
     ordered = sorted(names, key=lambda n: (-len(_words(n)), n))
+    holding: dict[str, set[str]] = {}  # word -> the names with it: a longer name holds all a shorter one's words
+    for name in names:
+        for word in _words(name):
+            holding.setdefault(word, set()).add(name)
     home: dict[str, str] = {}  # name -> the name of its character
     for name in sorted(names, key=lambda n: len(_words(n)), reverse=True):
-        fits = {home[other] for other in ordered if other != name and _joins(name, other)}
+        longer = set.intersection(*(holding[w] for w in _words(name))) if _words(name) else set()
+        fits = {home[other] for other in longer if other != name and _joins(name, other)}
         home[name] = fits.pop() if len(fits) == 1 else name
     members: dict[str, list[str]] = {}
     for name in ordered:
@@ -160,7 +165,8 @@ def _names(utterances: list[Utterance]) -> set[str]:
 def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> list[Utterance]:
     """The utterances with each speaker named by their character's canonical name."""
     name_of = {alias: c.character for c in cast for alias in c.aliases}
-    return [replace(u, speaker=name_of.get(_clean(u.speaker), u.speaker)) for u in utterances]
+    named = [(u, name_of.get(_clean(u.speaker), u.speaker) if u.speaker else "") for u in utterances]
+    return [replace(u, speaker=name) if name != u.speaker else u for u, name in named]  # replace() is slow
 
 
 def cast_from_table(path: Path) -> list[Character]:
