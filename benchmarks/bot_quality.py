@@ -1,10 +1,11 @@
 """How good is the bot on a book it never read: scratch:small trained on Pride and Prejudice, scored on Emma.
 
-Five trainings in the same run, on the same data: one exchange per example (the layout before
-conversations), whole conversations with speakers' names, conversations after a prose stage (one
-epoch of the book's whole text), conversations in batches of 2 rows instead of 8 (the same tokens
-in four times the optimizer steps), all for --epochs dialogue epochs; and one prose epoch followed
-by a single dialogue epoch. Each is scored by tasks/evaluate.py on Emma's pairs:
+Five trainings in the same run, on the same data: one exchange per example with the loss on the
+response (the layout before conversations); whole conversations with speakers' names, with the
+loss on every turn but the first (the layout as first built) and on every turn (the default);
+conversations after a prose stage (one epoch of the book's whole text), all for --epochs dialogue
+epochs; and one prose epoch followed by a single dialogue epoch. Each is scored by
+tasks/evaluate.py on Emma's pairs:
 response perplexity beside the Kneser-Ney bigram floor, Hits@1 of 10, speaker identification, and
 the sampled replies' statistics beside Emma's real responses.
 Run: python benchmarks/bot_quality.py [--epochs 2] [--out /tmp/bot-quality]
@@ -35,10 +36,10 @@ from tasks.validate import validate_pairs  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TRAIN_BOOK, HELD_OUT = (1342, "Pride and Prejudice"), (158, "Emma")
 VARIANTS = {  # name: TrainConfig changes
-    "exchanges": dict(examples="exchanges"),
+    "exchanges": dict(examples="exchanges", mask_prompt=True),
+    "conversations, first turns masked": dict(examples="conversations", mask_prompt=True),
     "conversations": dict(examples="conversations"),
     "conversations + prose": dict(examples="conversations", prose_epochs=1),
-    "conversations, batch 2": dict(examples="conversations", batch_size=2),  # 4x the optimizer steps
     # the time of about one more dialogue epoch spent on the book's prose instead
     "1 prose epoch, then 1 dialogue epoch": dict(examples="conversations", prose_epochs=1, epochs=1),
 }

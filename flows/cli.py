@@ -102,7 +102,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         "--mask-prompt",
         action=argparse.BooleanOptionalAction,
         default=T.mask_prompt,
-        help="no loss on a conversation's first turn (default %(default)s)",
+        help="no loss on a conversation's first turn or an exchange's prompt (default %(default)s)",
     )
     parser.add_argument(
         "--examples",

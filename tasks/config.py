@@ -103,7 +103,8 @@ class TrainConfig:
     max_length: int = 256  # tokens per packed row, at most the model's context
     learning_rate: float = 0.0  # 0 means 5e-5 to fine-tune, 1e-3 for a scratch model
     max_pairs: int = 0  # train on a random sample of this many pairs (0: all)
-    mask_prompt: bool = True  # loss on the responses and their end tokens only, not a conversation's first turn
+    mask_prompt: bool = False  # no loss on an example's first turn (a conversation's opening, an exchange's prompt);
+    # off, every line of the author's is learned from (benchmarks/bot_quality.py: lower held-out perplexity)
     examples: str = "conversations"  # whole conversations with speakers' names, or "exchanges": one pair each
     character: str = ""  # train a bot that is this character: their conversations, loss on their turns
     prose_epochs: int = 0  # passes over the books' whole text before the dialogue epochs

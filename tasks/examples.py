@@ -2,10 +2,11 @@
 
 A conversation's turns are joined by <|endoftext|> (as DialoGPT does), each turn starting with
 its speaker's name when the text says who speaks (`Elizabeth Bennet: ...`; names are plain text,
-so any GPT-2 tokenizer reads them). The loss covers every turn after the first and each turn's end
-token, so each utterance is computed once and the bot learns where its turn ends; a speaker's name
-is context, never a target. A conversation longer than a row goes on in a further example that
-starts with the end of the previous one as context. The older layout, one exchange per example
+so any GPT-2 tokenizer reads them). The loss covers every turn and each turn's end token (DialoGPT
+too learns from whole sessions), so each utterance is computed and learned from once and the bot
+learns where its turn ends; a speaker's name is context, never a target. mask_prompt leaves out
+the first turn, which has no context in its conversation. A conversation longer than a row goes on
+in a further example that starts with the end of the previous one as context. The older layout, one exchange per example
 (`prompt <|endoftext|> response <|endoftext|>`), is `Layout(history=False, names=False)`.
 
 Whole examples are laid end to end in rows of max_length tokens (GPT-2 was pretrained on
@@ -141,7 +142,7 @@ def text_stream(conversations: Sequence[Conversation], tokenizer) -> np.ndarray:
 
 
 def encode_conversations(
-    conversations: Sequence[Conversation], tokenizer, max_length: int, layout: Layout, mask_prompt: bool = True
+    conversations: Sequence[Conversation], tokenizer, max_length: int, layout: Layout, mask_prompt: bool = False
 ) -> tuple[list[Example], int]:
     """Examples of the conversations, and how many target turns were left out for not fitting."""
     examples, dropped = [], 0

@@ -2,7 +2,7 @@
 
 Optionally first on the books' whole text (--prose-epochs: the author's language from all of the
 text, narration included), then on the conversations, laid out as tasks/examples.py says: turns
-joined by <|endoftext|>, speakers' names where known, the loss on every turn after the first.
+joined by <|endoftext|>, speakers' names where known, the loss on every turn.
 
 Checkpoints (weights, optimizer, and where in which epoch) are saved every checkpoint_every steps
 and at every epoch's end, so a run killed at any moment resumes with the same command; the

@@ -16,12 +16,14 @@ from tasks.config import ChatConfig, TrainConfig, read_prompts
 from tasks.errors import ConfigError, ModelNotFound
 from tasks.examples import (
     LAYOUT_FILE,
+    MIN_CONTEXT,
     Conversation,
     Layout,
     Turn,
     batches,
     conversations_from_pairs,
     encode_conversations,
+    encode_turns,
     epoch_rows,
     pack_rows,
 )
@@ -57,10 +59,10 @@ def exchange(prompt: str, response: str, speakers=("", "")) -> Conversation:
     return Conversation(1342, 0, [Turn(speakers[0], prompt), Turn(speakers[1], response)])
 
 
-def test_loss_covers_the_response_and_its_end_token_only(tokenizer):
+def test_a_masked_prompt_leaves_the_loss_on_the_response_and_its_end_token(tokenizer):
     eot = tokenizer.eos_token_id
     (ex,), dropped = encode_conversations(
-        [exchange("How do you do?", "Very well, I thank you.")], tokenizer, 64, EXCHANGES
+        [exchange("How do you do?", "Very well, I thank you.")], tokenizer, 64, EXCHANGES, mask_prompt=True
     )
     prompt, response = tokenizer.encode("How do you do?"), tokenizer.encode("Very well, I thank you.")
     assert dropped == 0 and ex.ids == prompt + [eot] + response + [eot]
@@ -70,10 +72,8 @@ def test_loss_covers_the_response_and_its_end_token_only(tokenizer):
     assert (
         rows.targets[0, len(ex.ids) - 1] == 1.0 and rows.targets[0, len(ex.ids) :].sum() == 0
     )  # ... yet only one counts
-    (unmasked,), _ = encode_conversations(
-        [exchange("How do you do?", "Very well.")], tokenizer, 64, EXCHANGES, mask_prompt=False
-    )
-    assert all(t == 1.0 for t in unmasked.targets)
+    (unmasked,), _ = encode_conversations([exchange("How do you do?", "Very well.")], tokenizer, 64, EXCHANGES)
+    assert all(t == 1.0 for t in unmasked.targets)  # the default: the prompt is learned from too
 
 
 def test_long_prompts_keep_their_end_and_overlong_responses_are_left_out(tokenizer):
@@ -109,14 +109,24 @@ def test_a_conversation_is_one_example_each_turn_a_target_once_with_its_speakers
         tokenizer.decode(ex.ids) == "Mr. Bennet: Well?<|endoftext|>Nothing.<|endoftext|>Mr. Bennet: Good.<|endoftext|>"
     )
     predicted = tokenizer.decode([i for i, t in zip(ex.ids, ex.targets) if t])
-    assert predicted == "Nothing.<|endoftext|> Good.<|endoftext|>"  # the first turn and the names are context
+    assert predicted == " Well?<|endoftext|>Nothing.<|endoftext|> Good.<|endoftext|>"  # the names are context
+    (masked,), _ = encode_conversations([talk], tokenizer, 64, Layout(), mask_prompt=True)
+    assert (
+        tokenizer.decode([i for i, t in zip(masked.ids, masked.targets) if t])
+        == "Nothing.<|endoftext|> Good.<|endoftext|>"
+    )
     assert ex.ids.count(eot) == 3
 
     # On a whole book: every response is a target once, in fewer tokens than one exchange per example.
     conversations = conversations_from_pairs(pd.read_parquet(dataset))
-    whole, _ = encode_conversations(conversations, tokenizer, 256, Layout())
-    single, _ = encode_conversations(conversations, tokenizer, 256, EXCHANGES)
+    whole, _ = encode_conversations(conversations, tokenizer, 256, Layout(), mask_prompt=True)
+    single, _ = encode_conversations(conversations, tokenizer, 256, EXCHANGES, mask_prompt=True)
     assert sum(sum(e.targets) for e in whole) == pytest.approx(sum(sum(e.targets) for e in single), rel=0.02)
+    # ... and, by default, every turn once: the conversations' opening lines too
+    every, _ = encode_conversations(conversations, tokenizer, 256, Layout())
+    openings = [encode_turns(c.turns[:1], tokenizer, names=True)[0] for c in conversations]
+    fitting = [len(body) for name, body in openings if len(name) + len(body) + MIN_CONTEXT <= 256]
+    assert sum(sum(e.targets) for e in every) - sum(sum(e.targets) for e in whole) == sum(fitting)
     assert sum(len(e.ids) for e in whole) < 0.9 * sum(len(e.ids) for e in single)
     assert all(len(e.ids) <= 256 for e in whole)
     # A long conversation goes on in further examples that start with the end of the one before.
@@ -135,7 +145,9 @@ def test_a_characters_bot_learns_only_their_turns(tokenizer):
 
 
 def test_packing_fills_rows_with_whole_examples_in_a_seeded_order(dataset, tokenizer):
-    examples, _ = encode_conversations(conversations_from_pairs(pd.read_parquet(dataset)), tokenizer, 256, EXCHANGES)
+    conversations = conversations_from_pairs(pd.read_parquet(dataset))
+    # masked prompts: no example starts with a target, which a row's first token could not be
+    examples, _ = encode_conversations(conversations, tokenizer, 256, EXCHANGES, mask_prompt=True)
     rows = epoch_rows(examples, 1, 0, 256, tokenizer.eos_token_id)
     assert rows.lengths.sum() == sum(len(e.ids) for e in examples)  # nothing cut or lost
     assert rows.lengths.sum() / rows.ids.size > 0.95
