@@ -6,8 +6,9 @@ so any GPT-2 tokenizer reads them). The loss covers every turn and each turn's e
 too learns from whole sessions), so each utterance is computed and learned from once and the bot
 learns where its turn ends; a speaker's name is context, never a target. mask_prompt leaves out
 the first turn, which has no context in its conversation. A conversation longer than a row goes on
-in a further example that starts with the end of the previous one as context. The older layout, one exchange per example
-(`prompt <|endoftext|> response <|endoftext|>`), is `Layout(history=False, names=False)`.
+in a further example that starts with the end of the previous one as context. The older layout,
+one exchange per example (`prompt <|endoftext|> response <|endoftext|>`), is
+`Layout(history=False, names=False)`.
 
 Whole examples are laid end to end in rows of max_length tokens (GPT-2 was pretrained on
 documents run together the same way), so almost no compute goes to padding. The padding that is

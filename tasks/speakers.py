@@ -59,7 +59,7 @@ def _turns(utterances: list[Utterance]) -> list[list[int]]:
     return turns
 
 
-def _addressed_in(t: int, turns: list[list[int]], utterances: list[Utterance]) -> set[str]:
+def _addressed_in(t: int, turns: list[list[int]], utterances: list[Utterance]) -> frozenset[str]:
     """The names turn t's speech calls someone by."""
     return addressees(" ".join(utterances[i].text for i in turns[t]))
 
