@@ -56,7 +56,10 @@ TITLES = alternation(
 TITLES += r"\.?"  # "Mr. Darcy", "Mrs Bennet"
 NAME = rf"(?:{TITLES}\s+(?:(?:van|von|de|der|du|di|da|la|le)\s+)*)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
 PRONOUN = alternation("he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir")
-SUBJECT = rf"(?:{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
+# A name with an epithet: "said the unsympathetic Marilla", "inquired the unsentimental Mr. Sikes"
+EPITHET = r"the\s+(?!two\b|three\b|other\b)[a-z]+\s+"  # (not "asked the two Harringtons")
+EPITHET_NAME = re.compile(rf"{EPITHET}({NAME})")
+SUBJECT = rf"(?:{NAME}|{EPITHET}{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
 # "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
@@ -140,6 +143,8 @@ def subject_of(match: re.Match) -> str:
 
 def name_in(subject: str) -> str:
     """The name a subject gives ("Elizabeth", "Mr. Darcy", "the Dormouse"), or "" for "he" or "the rector"."""
+    if epithet := EPITHET_NAME.fullmatch(subject):
+        return name_in(epithet.group(1))
     if described := DESCRIBED_NAME.match(subject):
         return f"{described.group(1).lower()} {described.group(2)}"
     if role := ROLE.fullmatch(subject):
@@ -166,20 +171,31 @@ def find_subject(narration: str) -> str:
 # A sentence's end; "Mr. Jaggers" goes on with its sentence (checked after the mark: faster)
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
 SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’]?\s")
+LISTENS = r"(?:heard|overheard|saw|listened|watched)\b"  # "and Emma heard her saying": a listener, not the speaker
 # The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
 # ("but Mr. Collins, much offended, laid aside his book, and said,": after a conjunction, and an aside)
 ACTOR = re.compile(
     rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)\b|(?P<name>{NAME}))"
-    r"(?:,[^,.;:!?\"“”]{1,40},)?\s+(?:[a-z]+ly\s+)?[a-z]+"
+    rf"(?:,[^,.;:!?\"“”]{{1,40}},)?\s+(?:[a-z]+ly\s+)?(?!{LISTENS})[a-z]+"
+)
+# ... or later in it, the last name with a verb after it: "While he talked to Isabella, however, Emma
+# found an opportunity of saying,", "and soon afterwards Mr. Darcy, drawing near Elizabeth, said to her--"
+# (not an object: "looked at Jane and said", "turning to Jane,")
+LATE_ACTOR = re.compile(
+    r"(?<!\bto\s)(?<!\bat\s)(?<!\bof\s)(?<!\bby\s)(?<!\bwith\s)(?<!\bfor\s)(?<!\bnear\s)(?<!\bupon\s)"
+    rf"\b(?P<name>{NAME})(?:,[^,.;:!?\"“”]{{1,40}},)?\s+"
+    rf"(?!(?:and|or|but|the|a|an|to|of|in|on|at|by|with|who|whom|whose|that|which|as|was|is|had|has)\b|{LISTENS})[a-z]+"
 )
 
 
 def actor_of(sentence: str) -> str:
     """Who acts in a sentence of narration: a pronoun ("she") or a name, else ""."""
     actor = ACTOR.match(sentence)
-    if not actor:
-        return ""
-    return actor.group("pronoun").lower() if actor.group("pronoun") else name_in(actor.group("name"))
+    if actor and actor.group("pronoun"):
+        return actor.group("pronoun").lower()
+    if actor and (name := name_in(actor.group("name"))):
+        return name
+    return next((n for m in reversed(list(LATE_ACTOR.finditer(sentence))) if (n := name_in(m.group("name")))), "")
 
 
 def subject_before(narration: str) -> str:
@@ -200,10 +216,12 @@ def subject_before(narration: str) -> str:
 TAG = re.compile(
     rf"\s*(?:(?P<name>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+ed\b|(?:[a-z]+ly\s+)?[a-z]+ed\s+(?P<after>{NAME})\b(?!['’]s))"
 )
-# '"Not much wonder!" was Marilla's response.', "was Mrs. Weston's parting question"
+# '"Not much wonder!" was Marilla's response.', "was Mrs. Weston's parting question", "was Emma's
+# conclusion", "was the firm reply of Mr. Limbkins": whoever the speech is said to belong to said it
 NAMED_REPLY = re.compile(
-    rf"\s*was\s+(?P<name>{NAME})['’]s\s+(?:[a-z]+\s+){{0,2}}"
-    r"(?:response|reply|answer|comment|observation|remark|question|rejoinder|retort|exclamation|greeting|verdict)\b"
+    rf"\s*was\s+(?:(?P<name>{NAME})['’]s\s+[a-z]+"
+    r"|the\s+(?:[a-z]+\s+)?(?:response|reply|answer|comment|observation|remark|question|rejoinder|retort)"
+    rf"\s+of\s+(?P<of>{NAME}))\b"
 )
 
 

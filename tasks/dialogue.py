@@ -548,8 +548,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         if not speeches and heading_speaker:  # the speech under a play's heading
             speeches = _play_speech(text, s, e, heading_speaker)
         heading_speaker = ""
-        if not speeches and _hands_over(text[max(s, e - 40) : e]):
-            introduction = (i, text[s:e])
+        # narration after the paragraph's last quote may hand over to the next one's: '... Charlotte said,',
+        # but not the quote's own attribution ('"How then?" I persisted.', '..." said the gallant Mr. Elton--')
+        tail = speeches[-1].end + 1 if speeches and conv.quote else s
+        end = text[max(tail, e - 40) : e]
+        if tail < e and _hands_over(end):
+            own = tail > s and (end.rstrip().endswith(".") or find_subject(text[tail:e]))
+            introduction = (i, text[tail:e]) if not own else introduction
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))

@@ -202,13 +202,23 @@ def test_a_name_and_any_verb_after_a_comma_or_a_named_reply_attribute_a_quote():
         '"Ah, well, Boston is more conservative than New York," Mrs. Archer conceded.\n\n'
         '"Well now, she\'s such a little thing," feebly reiterated Matthew.\n\n'
         '"Not much wonder! Such silly doings!" was Marilla\'s response.\n\n'
+        '"Three pound fifteen." "Not a farthing more," was the firm reply of Mr. Limbkins.\n\n'  # Oliver Twist
         '"Then stay," interjected Matthew\'s sister.\n\n'  # a possessive: someone else, unnamed
         '"Mother doesn\'t think her simple." Janey looked at her brother.\n'  # no comma: an action, not a tag
     )
-    assert [u.speaker for u in utterances] == ["Mrs. Archer", "Matthew", "Marilla", "", ""]
+    assert [u.speaker for u in utterances] == ["Mrs. Archer", "Matthew", "Marilla", "", "Mr. Limbkins", "", ""]
     # the subject of the sentence that introduces a quote, after a conjunction and an aside (P&P, chapter 14)
     passage = "Lydia was bid to hold her tongue; but Mr. Collins, much offended, laid aside his book, and said,"
     assert [u.speaker for u in extract_utterances(passage + '\n\n"I have often observed it."\n')] == ["Mr. Collins"]
+
+
+def test_a_name_with_an_epithet_is_named_and_two_of_them_are_not():  # Anne; Oliver Twist; Emma
+    utterances = extract_utterances(
+        '"You\'d better not," said the unsympathetic Marilla.\n\n'
+        '"What\'s that?" inquired the unsentimental Mr. Sikes.\n\n'
+        '"We shall," asked the two Harringtons.\n'
+    )
+    assert [u.speaker for u in utterances] == ["Marilla", "Mr. Sikes", ""]
 
 
 def test_a_speaker_who_goes_on_after_narration_is_not_answering():  # Pride and Prejudice, chapter 58
@@ -554,6 +564,18 @@ def test_narration_that_hands_over_to_the_next_paragraph_names_or_continues_its_
         '"Mrs. Barry was here this afternoon, Anne."\n'
     )
     assert [u.speaker for u in extract_utterances(passage)] == ["Marilla"]
+    passage = (  # Pride and Prejudice, chapter 26: narration after a paragraph's quote hands over too
+        '"I am sure you will be very happy." Thursday was to be the wedding day.\nAs they went down stairs '
+        'together, Charlotte said,\n\n"I shall depend on hearing from you very often, Eliza."\n\n'
+        '"How then?" I persisted.\n\n"You will not apply my precept."\n'  # the Sign of Four: its own attribution
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["", "Charlotte", "I", ""]
+    passage = (  # Emma, chapter 12: the speaker named after a clause; chapter 44: a listener is not
+        "While he talked to Isabella, however, Emma found an opportunity of saying,\n\n"
+        '"Such a long stay."\n\nAnd Emma heard her saying in the same half-whisper to Jane,\n\n"Here comes this '
+        'dear old beau of mine."\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Emma", ""]
 
 
 def test_speech_a_verb_introduces_without_a_comma_is_speech():  # Alice, chapter 8
