@@ -178,13 +178,15 @@ ACTOR = re.compile(
     rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)\b|(?P<name>{NAME}))"
     rf"(?:,[^,.;:!?\"“”]{{1,40}},)?\s+(?:[a-z]+ly\s+)?(?!{LISTENS})[a-z]+"
 )
-# ... or later in it, the last name with a verb after it: "While he talked to Isabella, however, Emma
-# found an opportunity of saying,", "and soon afterwards Mr. Darcy, drawing near Elizabeth, said to her--"
-# (not an object: "looked at Jane and said", "turning to Jane,")
+# ... or later in it, the last subject with a verb after it: "While he talked to Isabella, however, Emma
+# found an opportunity of saying,", "and soon afterwards Mr. Darcy, drawing near Elizabeth, said to her--",
+# and no one where that is a pronoun or a possessive ("Frank Churchill declined it, and his father gave
+# his hearty support by calling out,"); not an object ("looked at Jane and said", "turning to Jane,")
 LATE_ACTOR = re.compile(
     r"(?<!\bto\s)(?<!\bat\s)(?<!\bof\s)(?<!\bby\s)(?<!\bwith\s)(?<!\bfor\s)(?<!\bnear\s)(?<!\bupon\s)"
-    rf"\b(?P<name>{NAME})(?:,[^,.;:!?\"“”]{{1,40}},)?\s+"
-    rf"(?!(?:and|or|but|the|a|an|to|of|in|on|at|by|with|who|whom|whose|that|which|as|was|is|had|has)\b|{LISTENS})[a-z]+"
+    rf"\b(?:(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)|(?:his|her|their|my)\s+[a-z]+|(?P<name>(?:the\s+)?{NAME}))"
+    rf"(?:,(?!\s*(?:and|but|or)\b)[^,.;:!?\"“”]{{1,40}},)?\s+"
+    rf"(?!(?:and|or|but|the|a|an|to|of|in|on|at|by|with|who|whom|whose|that|which|as)\b|{LISTENS})[a-z]+"
 )
 
 
@@ -195,7 +197,19 @@ def actor_of(sentence: str) -> str:
         return actor.group("pronoun").lower()
     if actor and (name := name_in(actor.group("name"))):
         return name
-    return next((n for m in reversed(list(LATE_ACTOR.finditer(sentence))) if (n := name_in(m.group("name")))), "")
+    return last_actor(sentence)
+
+
+def last_actor(narration: str) -> str:
+    """The last subject in the narration with a verb after it (LATE_ACTOR): a name or a pronoun, else ""."""
+    for match in reversed(list(LATE_ACTOR.finditer(narration))):
+        if match.group("pronoun"):
+            return match.group("pronoun").lower()
+        if not match.group("name"):  # a possessive: "his father"
+            return ""
+        if name := name_in(match.group("name")):
+            return name
+    return ""
 
 
 def subject_before(narration: str) -> str:
@@ -207,8 +221,10 @@ def subject_before(narration: str) -> str:
     last = next(reversed(list(ATTRIBUTION.finditer(sentence, max(len(sentence) - 80, 0)))), None)
     if last:
         return subject_of(last)
+    if not INTRODUCTION.search(sentence):
+        return ""
     whole = len(sentences) > 1 or len(narration) <= 120  # its start, not a cut in the middle of it
-    return actor_of(sentence) if whole and INTRODUCTION.search(sentence) else ""
+    return actor_of(sentence) if whole else last_actor(sentence)
 
 
 # After a speech that ends with a comma, a name and a verb in the past are its attribution whatever the verb:

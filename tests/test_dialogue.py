@@ -576,16 +576,26 @@ def test_narration_that_hands_over_to_the_next_paragraph_names_or_continues_its_
         'dear old beau of mine."\n'
     )
     assert [u.speaker for u in extract_utterances(passage)] == ["Emma", ""]
+    passage = (  # Emma, chapter 29: the last subject before the quote is "his father", not Frank Churchill
+        "Frank Churchill still declined it, looking as serious as he could, and his father gave his hearty "
+        'support by calling out,\n\n"Come, Frank, come."\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == [""]
 
 
 def test_speech_a_verb_introduces_without_a_comma_is_speech():  # Alice, chapter 8
     passage = (
         "When the procession came opposite to Alice, they all stopped and looked\nat her, and the Queen said "
-        'severely "Who is this?" She said it to the\nKnave of Hearts, who only bowed and smiled in reply.\n\n'
+        'severely "Who is this?" She said it to the\nKnave of Hearts, who only bowed and smiled in reply.\n'
+    )
+    assert texts(passage) == ["Who is this?"]
+    passage = (  # five pages on
         "In a very short time the Queen was in a furious passion, and went stamping about, and\n"
         'shouting "Off with his head!" or "Off with her head!" about once in a\nminute.\n'
     )
-    assert texts(passage) == ["Who is this?", "Off with his head! Off with her head!"]
+    assert [(u.text, u.speaker) for u in extract_utterances(passage)] == [
+        ("Off with his head! Off with her head!", "the Queen")
+    ]
 
 
 def test_a_quote_opened_inside_italics_is_speech():  # Winnie-the-Pooh, introduction
