@@ -117,8 +117,8 @@ def main() -> None:
         )
     real = base["replies"]["real"]
     print(
-        f"| {HELD_OUT[1]}'s real responses | | | | | | | | 1 | 0 | {real['distinct_2']:.3f} "
-        f"| {real['repeated_4grams']:.3f} | {real['echo']:.3f} | {real['mean_words']:.1f} |"
+        f"| {HELD_OUT[1]}'s real responses | | | | | | | | {real['end_of_turn_rate']:.2f} | 0 "
+        f"| {real['distinct_2']:.3f} | {real['repeated_4grams']:.3f} | {real['echo']:.3f} | {real['mean_words']:.1f} |"
     )
 
 

@@ -248,6 +248,9 @@ def sample_replies(bot: Bot, responses: list[Response], sampling: ChatConfig, se
         "empty": sum(not r for r in replies),
     }
     real = reply_statistics([r.turn.text for r in responses], prompts)
+    # the share of the author's own responses that would end within the same token limit
+    lengths = [len(bot.tokenizer.encode(" " + r.turn.text)) + 1 for r in responses]  # + the end token
+    real["end_of_turn_rate"] = sum(n <= sampling.max_new_tokens for n in lengths) / max(len(lengths), 1)
     return {"sampled": sampled, "real": real, "examples": [[p, s] for p, s in zip(prompts[:5], replies[:5])]}
 
 
@@ -312,7 +315,8 @@ def eval_markdown(result: dict) -> str:
         "",
         f"| {replies['sampled']['replies']} sampled replies | bot | real responses |",
         "|---|---|---|",
-        f"| end-of-turn rate | {formatted(replies['sampled']['end_of_turn_rate'])} | 1 |",
+        f"| end-of-turn rate (within --max-new-tokens) | {formatted(replies['sampled']['end_of_turn_rate'])} | "
+        f"{formatted(replies['real']['end_of_turn_rate'])} |",
         f"| empty replies | {replies['sampled']['empty']} | 0 |",
     ]
     for key in ("distinct_1", "distinct_2", "repeated_4grams", "echo", "mean_words"):
