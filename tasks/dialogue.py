@@ -489,6 +489,16 @@ def _hands_over(end: str) -> bool:
     return end.endswith((":", ",", "--", "—")) or end.endswith(".") and bool(RESUMED_SENTENCE_END.search(end))
 
 
+def _introduces_next(narration: str, after_quote: bool) -> bool:
+    """True for narration that ends a paragraph by handing over to the next one's quote; after a quote in
+    the paragraph too ('"...happy." Thursday was to be the wedding day. ... Charlotte said,'), but not when
+    it is that quote's own attribution ('"How then?" I persisted.', '..." said the gallant Mr. Elton--')."""
+    end = narration[-40:]
+    if not _hands_over(end):
+        return False
+    return not after_quote or not (end.rstrip().endswith(".") or find_subject(narration))
+
+
 def _resumes(before: str, after: str) -> str:
     """Where an attribution says the speaker goes on: "before" the speech ("her companion added, "),
     "after" it, in the sentence the speech ends ("...," she went on), else ""."""
@@ -548,13 +558,9 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         if not speeches and heading_speaker:  # the speech under a play's heading
             speeches = _play_speech(text, s, e, heading_speaker)
         heading_speaker = ""
-        # narration after the paragraph's last quote may hand over to the next one's: '... Charlotte said,',
-        # but not the quote's own attribution ('"How then?" I persisted.', '..." said the gallant Mr. Elton--')
-        tail = speeches[-1].end + 1 if speeches and conv.quote else s
-        end = text[max(tail, e - 40) : e]
-        if tail < e and _hands_over(end):
-            own = tail > s and (end.rstrip().endswith(".") or find_subject(text[tail:e]))
-            introduction = (i, text[tail:e]) if not own else introduction
+        tail = speeches[-1].end + 1 if speeches and conv.quote else s  # the narration after its last quote
+        if tail < e and _introduces_next(text[tail:e], after_quote=tail > s):
+            introduction = (i, text[tail:e])
         for k, sp in enumerate(sp for sp in speeches if sp.text):
             last = utterances[-1] if utterances else None
             same_speech = last is not None and (sp.continues or (k > 0 and not sp.new_turn))
