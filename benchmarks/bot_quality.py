@@ -7,14 +7,16 @@ conversations after a prose stage (one epoch of the book's whole text), all for 
 epochs; and one prose epoch followed by a single dialogue epoch. Each is scored by
 tasks/evaluate.py on Emma's pairs:
 response perplexity beside the Kneser-Ney bigram floor, Hits@1 of 10, speaker identification, and
-the sampled replies' statistics beside Emma's real responses.
-Run: python benchmarks/bot_quality.py [--epochs 2] [--out /tmp/bot-quality]
+the sampled replies' statistics beside Emma's real responses. With --seeds N each training is also
+repeated with seeds 1 to N-1 and scored for perplexity alone: a seed moves a result by up to 10%.
+Run: python benchmarks/bot_quality.py [--epochs 2] [--seeds 3] [--out /tmp/bot-quality]
 """
 
 import argparse
 import dataclasses
 import json
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bot-quality"))
     parser.add_argument("--max-responses", type=int, default=EvalConfig.max_responses)
     parser.add_argument("--samples", type=int, default=EvalConfig.samples)
+    parser.add_argument("--seeds", type=int, default=1, help="trainings per variant, seeds 0 to N-1")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -75,49 +78,60 @@ def main() -> None:
     write_table(pd.DataFrame([book_row | {"text": text}]), books, BOOKS)
     held_out = pairs_of(*HELD_OUT, book_text(HELD_OUT[0]))
     evaluation = EvalConfig(max_responses=args.max_responses, samples=args.samples)
+    perplexity_only = EvalConfig(max_responses=args.max_responses, ranked=1, candidates=2, samples=0)
 
     results = {}
-    for name, changes in VARIANTS.items():
-        settings = dict(
-            model=args.model,
-            tokenizer=str(SHARED / "gpt2-tokenizer"),
-            epochs=args.epochs,
-            time_budget=0,
-            patience=args.epochs,
-        )
-        cfg = TrainConfig(**(settings | changes))
-        out = args.out / safe_name(name)
-        start = time.monotonic()
-        model_dir = train_model(dataset, cfg, out, books=[books])
-        trained = time.monotonic() - start
-        metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        result = evaluate_bot(model_dir, held_out, evaluation, ChatConfig())
-        result["train_seconds"] = sum(m["train_seconds"] for m in metrics)
-        result["wall_seconds"] = trained
-        result["tokens_per_epoch"] = {m["stage"]: round(m["train_seconds"] * m["tokens_per_sec"]) for m in metrics}
-        results[name] = result
-        print(f"{name}: trained {trained:.0f} s, response perplexity {result['response_perplexity']:.1f}", flush=True)
-    (args.out / "bot_quality.json").write_text(json.dumps(results, indent=1))
+    for seed in range(args.seeds):
+        for name, changes in VARIANTS.items():
+            settings = dict(
+                model=args.model,
+                tokenizer=str(SHARED / "gpt2-tokenizer"),
+                epochs=args.epochs,
+                time_budget=0,
+                patience=args.epochs,
+                seed=seed,
+            )
+            cfg = TrainConfig(**(settings | changes))
+            out = args.out / f"seed-{seed}" / safe_name(name)
+            start = time.monotonic()
+            model_dir = train_model(dataset, cfg, out, books=[books])
+            trained = time.monotonic() - start
+            result = evaluate_bot(model_dir, held_out, perplexity_only if seed else evaluation, ChatConfig())
+            if not seed:
+                metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+                result["train_seconds"] = sum(m["train_seconds"] for m in metrics)
+                result["wall_seconds"] = trained
+                result["tokens_per_epoch"] = {
+                    m["stage"]: round(m["train_seconds"] * m["tokens_per_sec"]) for m in metrics
+                }
+                results[name] = result | {"seed_perplexities": []}
+            results[name]["seed_perplexities"].append(result["response_perplexity"])
+            ppl = result["response_perplexity"]
+            print(f"{name}, seed {seed}: trained {trained:.0f} s, response perplexity {ppl:.1f}", flush=True)
+            (args.out / "bot_quality.json").write_text(json.dumps(results, indent=1))  # so far
 
     base = results["exchanges"]
     print(f"\nscored on {HELD_OUT[1]}: {base['responses']} responses; bigram floor {base['ngram_perplexity']:.1f}")
     print(
-        "| training | train s | vs exchanges | tokens/epoch | resp. ppl | vs bigram | Hits@1 | speaker id "
-        "| end-of-turn | empty | distinct-2 | rep. 4-grams | echo | words |"
+        f"| training | train s | vs exchanges | tokens/epoch | resp. ppl | mean of {args.seeds} seeds | vs bigram "
+        "| Hits@1 | speaker id | end-of-turn | empty | distinct-2 | rep. 4-grams | echo | words |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         s = r["replies"]["sampled"]
         tokens = " + ".join(f"{v:,}" for v in r["tokens_per_epoch"].values())
+        seeds = r["seed_perplexities"]
+        spread = f" ± {statistics.stdev(seeds):.1f}" if len(seeds) > 1 else ""
         print(
             f"| {name} | {r['train_seconds']:.0f} | {r['train_seconds'] / base['train_seconds']:.2f}x | {tokens} "
-            f"| {r['response_perplexity']:.1f} | {-100 * r['below_ngram']:+.0f}% | {r['hits_at_1']['value']:.3f} "
+            f"| {r['response_perplexity']:.1f} | {statistics.mean(seeds):.1f}{spread} "
+            f"| {-100 * r['below_ngram']:+.0f}% | {r['hits_at_1']['value']:.3f} "
             f"| {formatted(r['speaker_identification']['value'])} | {s['end_of_turn_rate']:.2f} | {s['empty']} "
             f"| {s['distinct_2']:.3f} | {s['repeated_4grams']:.3f} | {s['echo']:.3f} | {s['mean_words']:.1f} |"
         )
     real = base["replies"]["real"]
     print(
-        f"| {HELD_OUT[1]}'s real responses | | | | | | | | {real['end_of_turn_rate']:.2f} | 0 "
+        f"| {HELD_OUT[1]}'s real responses | | | | | | | | | {real['end_of_turn_rate']:.2f} | 0 "
         f"| {real['distinct_2']:.3f} | {real['repeated_4grams']:.3f} | {real['echo']:.3f} | {real['mean_words']:.1f} |"
     )
 
