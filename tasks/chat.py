@@ -17,6 +17,7 @@ from typing import TextIO
 import numpy as np
 from prefect import task
 from prefect.cache_policies import INPUTS
+from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
 from tasks.cache import ModuleSource
 from tasks.config import ChatConfig, check_model_dir, read_prompts
@@ -37,7 +38,23 @@ def _loaded(model_dir: str, saved: int) -> tuple:
     in one process (a run's evaluation, then its transcript) share it and its compiled decoder."""
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, tokenizer)
-    return tokenizer, model, Decoder(model, tokenizer.eos_token_id)
+    return tokenizer, model, Decoder(model, tokenizer.eos_token_id, blank_tokens(tokenizer))
+
+
+def blank_tokens(tokenizer) -> frozenset[int]:
+    """The ids of the tokens that say nothing alone: whitespace (" ", "\n\n") and bytes of a character
+    split over several tokens (a reply of only the first byte of a dash is empty)."""
+    byte_of = {char: byte for byte, char in bytes_to_unicode().items()}  # GPT-2's byte-level alphabet
+    special = set(tokenizer.all_special_tokens)
+    pieces = tokenizer.get_vocab().items()
+    return frozenset(i for p, i in pieces if p not in special and _says_nothing(bytes(byte_of[c] for c in p)))
+
+
+def _says_nothing(data: bytes) -> bool:
+    try:
+        return not data.decode("utf-8").strip()
+    except UnicodeDecodeError:  # part of a character
+        return True
 
 
 class Bot:

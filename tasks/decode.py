@@ -11,8 +11,8 @@ forward pass: greedy decoding here gives the tokens `generate` gives (tests/test
 
 Each token is then chosen in numpy from the logits: a bias per token (OpenAI's logit_bias), the
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
-context), no n-gram repeated inside the reply, no end of turn before the reply's first token,
-temperature, top-k and top-p. Temperature 0 is greedy.
+context), no n-gram repeated inside the reply, no end of turn before the reply's first word (a
+space or a line break alone is none), temperature, top-k and top-p. Temperature 0 is greedy.
 """
 
 from collections.abc import Iterator
@@ -30,8 +30,8 @@ MIN_SLOTS = 128
 class Decoder:
     """A GPT-2 model's compiled prefill and step over a fixed-size key/value cache."""
 
-    def __init__(self, model, eot: int) -> None:
-        self.model, self.eot = model, eot
+    def __init__(self, model, eot: int, blank: frozenset[int] = frozenset()) -> None:
+        self.model, self.eot, self.blank = model, eot, blank  # blank: tokens of whitespace only
         config = model.config
         self.positions, self.layers = config.n_positions, config.n_layer
         self.heads, self.head_size = config.n_head, config.n_embd // config.n_head
@@ -96,7 +96,7 @@ class Decoder:
             ids = tf.constant([row[start : start + CHUNK] for row in padded], tf.int32)
             mask = tf.constant([row[start : start + CHUNK] for row in real], tf.int32)
             logits, past, valid = self._extend(ids, mask, past, valid, tf.constant(start), tf.constant(CHUNK - 1), pad)
-        choosers = [TokenChooser(how, self.eot, c, logit_bias or {}) for c in contexts]
+        choosers = [TokenChooser(how, self.eot, c, logit_bias or {}, self.blank) for c in contexts]
         ended = [False] * rows
         one = tf.ones((rows, 1), tf.int32)
         for step in range(how.max_new_tokens):
@@ -113,8 +113,11 @@ class Decoder:
 class TokenChooser:
     """The sampling rules of one reply, applied to each token's logits in turn."""
 
-    def __init__(self, how: ChatConfig, eot: int, context: list[int], logit_bias: dict[int, float]) -> None:
-        self.how, self.eot, self.logit_bias = how, eot, logit_bias
+    def __init__(
+        self, how: ChatConfig, eot: int, context: list[int], logit_bias: dict[int, float], blank: frozenset[int]
+    ) -> None:
+        self.how, self.eot, self.logit_bias, self.blank = how, eot, logit_bias, blank
+        self.said = False  # a token that is more than whitespace has been chosen
         self.seen = {t for t in context if t != eot}
         self.reply: list[int] = []
         self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
@@ -132,12 +135,13 @@ class TokenChooser:
         if n and len(self.reply) >= n - 1:
             banned = self.followers.get(tuple(self.reply[len(self.reply) - n + 1 :]), ())
             logits[list(banned)] = -np.inf
-        if not self.reply:
+        if not self.said:
             logits[self.eot] = -np.inf  # a turn says something before it ends
         token = _draw(logits, how, rng)
         if n and len(self.reply) >= n - 1:
             self.followers.setdefault(tuple(self.reply[len(self.reply) - n + 1 :]), set()).add(token)
         self.reply.append(token)
+        self.said = self.said or token not in self.blank
         if token != self.eot:
             self.seen.add(token)
         return token

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import TOKENIZER
 
-from tasks.chat import Reply
+from tasks.chat import Reply, blank_tokens
 from tasks.config import ChatConfig
 from tasks.decode import CHUNK, Decoder, TokenChooser
 from tasks.model import load_model, load_tokenizer
@@ -38,7 +38,9 @@ def test_greedy_decoding_gives_exactly_the_tokens_generate_gives(tiny_model, tok
 
 
 def chooser(eot=3, context=(1, 2), **settings) -> TokenChooser:
-    return TokenChooser(ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings)), eot, list(context), {})
+    return TokenChooser(
+        ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings)), eot, list(context), {}, frozenset()
+    )
 
 
 def test_the_repetition_penalty_spares_the_end_of_turn_and_a_reply_says_something_first():
@@ -48,6 +50,16 @@ def test_the_repetition_penalty_spares_the_end_of_turn_and_a_reply_says_somethin
     assert pick.choose(np.array([0.0, 2.0, 1.5, 1.9]), rng) == 3  # then the end of turn, never penalised
     first = chooser()
     assert first.choose(np.array([0.0, 0.0, 0.0, 5.0]), rng) != 3
+    blank = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), 3, [1], {}, frozenset({0}))  # 0: a space
+    steps = [[6.0, 2.0, 0.0, 5.0], [0.0, 2.0, 0.0, 5.0], [0.0, 2.0, 0.0, 5.0]]
+    assert [blank.choose(np.array(logits), rng) for logits in steps] == [0, 1, 3]  # a space, a word, the end
+
+
+def test_whitespace_tokens_are_blank(tokenizer):
+    blank = blank_tokens(tokenizer)
+    assert {tokenizer.decode([i]) for i in blank} >= {" ", "\n", "\n\n"}
+    assert tokenizer.encode("☕")[0] in blank and tokenizer.eos_token_id not in blank  # the cup's first byte
+    assert not blank & set(tokenizer.encode(" Good morning.\n")) - set(tokenizer.encode(" \n"))
 
 
 def test_a_reply_never_repeats_its_own_ngrams():
