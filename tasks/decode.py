@@ -11,8 +11,9 @@ forward pass: greedy decoding here gives the tokens `generate` gives (tests/test
 
 Each token is then chosen in numpy from the logits: a bias per token (OpenAI's logit_bias), the
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
-context), no n-gram repeated inside the reply, no end of turn before the reply's first word (a
-space or a line break alone is none), temperature, top-k and top-p. Temperature 0 is greedy.
+context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
+space, a line break or part of a character is nothing: blank_tokens in tasks/chat.py),
+temperature, top-k and top-p. Temperature 0 is greedy.
 """
 
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ class Decoder:
     """A GPT-2 model's compiled prefill and step over a fixed-size key/value cache."""
 
     def __init__(self, model, eot: int, blank: frozenset[int] = frozenset()) -> None:
-        self.model, self.eot, self.blank = model, eot, blank  # blank: tokens of whitespace only
+        self.model, self.eot, self.blank = model, eot, blank  # blank: tokens that say nothing alone
         config = model.config
         self.positions, self.layers = config.n_positions, config.n_layer
         self.heads, self.head_size = config.n_head, config.n_embd // config.n_head
@@ -117,7 +118,7 @@ class TokenChooser:
         self, how: ChatConfig, eot: int, context: list[int], logit_bias: dict[int, float], blank: frozenset[int]
     ) -> None:
         self.how, self.eot, self.logit_bias, self.blank = how, eot, logit_bias, blank
-        self.said = False  # a token that is more than whitespace has been chosen
+        self.said = False  # a token not blank has been chosen
         self.seen = {t for t in context if t != eot}
         self.reply: list[int] = []
         self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
