@@ -558,7 +558,7 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
         if not speeches and heading_speaker:  # the speech under a play's heading
             speeches = _play_speech(text, s, e, heading_speaker)
         heading_speaker = ""
-        tail = speeches[-1].end + 1 if speeches and conv.quote else s  # the narration after its last quote
+        tail = speeches[-1].end + 1 if speeches else s  # the narration after its last quote (none after a dash's)
         if tail < e and _introduces_next(text[tail:e], after_quote=tail > s):
             introduction = (i, text[tail:e])
         for k, sp in enumerate(sp for sp in speeches if sp.text):
