@@ -248,9 +248,10 @@ def sample_replies(bot: Bot, responses: list[Response], sampling: ChatConfig, se
         "empty": sum(not r for r in replies),
     }
     real = reply_statistics([r.turn.text for r in responses], prompts)
-    # the share of the author's own responses that would end within the same token limit
-    lengths = [len(bot.tokenizer.encode(" " + r.turn.text)) + 1 for r in responses]  # + the end token
-    real["end_of_turn_rate"] = sum(n <= sampling.max_new_tokens for n in lengths) / max(len(lengths), 1)
+    # the share of the author's own responses that would end within the same token limit, laid out as
+    # the sampled replies are (unnamed: the bot speaks without a name here), their end token included
+    laid_out = encode_turns([r.turn for r in responses], bot.tokenizer, names=False)
+    real["end_of_turn_rate"] = sum(len(ids) <= sampling.max_new_tokens for _, ids in laid_out) / max(len(laid_out), 1)
     return {"sampled": sampled, "real": real, "examples": [[p, s] for p, s in zip(prompts[:5], replies[:5])]}
 
 
