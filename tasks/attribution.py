@@ -172,10 +172,11 @@ def find_subject(narration: str) -> str:
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
 SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’]?\s")
 LISTENS = r"(?:heard|overheard|saw|listened|watched)\b"  # "and Emma heard her saying": a listener, not the speaker
+ACTING_PRONOUN = r"(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)"
 # The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
 # ("but Mr. Collins, much offended, laid aside his book, and said,": after a conjunction, and an aside)
 ACTOR = re.compile(
-    rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)\b|(?P<name>{NAME}))"
+    rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:{ACTING_PRONOUN}\b|(?P<name>{NAME}))"
     rf"(?:,[^,.;:!?\"“”]{{1,40}},)?\s+(?:[a-z]+ly\s+)?(?!{LISTENS})[a-z]+"
 )
 # ... or later in it, the last subject with a verb after it: "While he talked to Isabella, however, Emma
@@ -184,7 +185,7 @@ ACTOR = re.compile(
 # his hearty support by calling out,"); not an object ("looked at Jane and said", "turning to Jane,")
 LATE_ACTOR = re.compile(
     r"(?<!\bto\s)(?<!\bat\s)(?<!\bof\s)(?<!\bby\s)(?<!\bwith\s)(?<!\bfor\s)(?<!\bnear\s)(?<!\bupon\s)"
-    rf"\b(?:(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)|(?:his|her|their|my)\s+[a-z]+|(?P<name>(?:the\s+)?{NAME}))"
+    rf"\b(?:{ACTING_PRONOUN}|(?:his|her|their|my)\s+[a-z]+|(?P<name>(?:the\s+)?{NAME}))"
     rf"(?:,(?!\s*(?:and|but|or)\b)[^,.;:!?\"“”]{{1,40}},)?\s+"
     rf"(?!(?:and|or|but|the|a|an|to|of|in|on|at|by|with|who|whom|whose|that|which|as)\b|{LISTENS})[a-z]+"
 )
