@@ -366,7 +366,8 @@ async def _events(job: Job, stops: StopFilter, reply_id: str, created: int, name
     def chunk(delta: dict, reason: str | None = None, **extra) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": reason}
         body = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": name}
-        return f"data: {json.dumps({**body, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"
+        # ASCII only: a raw U+0085 or U+2028 in a reply would end the line for splitters like httpx's
+        return f"data: {json.dumps({**body, 'choices': [choice], **extra})}\n\n"
 
     try:
         yield chunk({"role": "assistant", "content": ""})

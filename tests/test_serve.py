@@ -11,7 +11,7 @@ import time
 import httpx
 import openai
 import pytest
-from conftest import API_KEY, ENDLESS, ORIGIN, ROOT
+from conftest import API_KEY, ENDLESS, ORIGIN, ROOT, TOKENIZER
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -133,6 +133,25 @@ def stream_one(url: str, results: list, index: int, max_tokens: int, started: th
                 text += choice["delta"].get("content") or ""
                 reason = choice["finish_reason"] or reason
         results[index] = (200, reason, done, text)
+
+
+def test_a_reply_holding_a_unicode_line_break_streams_in_whole_lines(server):
+    """U+0085 (bytes c2 85, one GPT-2 token each) ends a line for httpx's line splitter, but not a
+    server-sent event: the stream escapes it."""
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    from tasks.model import load_tokenizer
+
+    tokenizer, alphabet = load_tokenizer(TOKENIZER), bytes_to_unicode()
+    lead, tail = (tokenizer.convert_tokens_to_ids(alphabet[b]) for b in (0xC2, 0x85))
+    word = tokenizer.encode("Yes")[0]
+    # greedy: "Yes", then (its repetition penalised) the lead byte, then the only byte that may follow
+    body = {"messages": ask("Say it."), "stream": True, "max_tokens": 4, "temperature": 0, "repetition_penalty": 1.2}
+    body["logit_bias"] = {word: 100, lead: 90, tail: 80}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=AUTH, timeout=60) as response:
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or "" for line in lines)
+    assert "Yes\x85" in text
 
 
 def test_sixteen_streaming_clients_all_finish_and_a_seventeenth_is_told_to_retry(server):
