@@ -21,7 +21,7 @@ from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
 from tasks.cache import ModuleSource
 from tasks.config import ChatConfig, check_model_dir, read_prompts
-from tasks.decode import Decoder
+from tasks.decode import Decoder, TokenBytes
 from tasks.errors import ConfigError
 from tasks.examples import MIN_CONTEXT, Layout, Turn, encode_turns
 from tasks.model import load_model, load_tokenizer
@@ -38,23 +38,19 @@ def _loaded(model_dir: str, saved: int) -> tuple:
     in one process (a run's evaluation, then its transcript) share it and its compiled decoder."""
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, tokenizer)
-    return tokenizer, model, Decoder(model, tokenizer.eos_token_id, blank_tokens(tokenizer))
+    return tokenizer, model, Decoder(model, tokenizer.eos_token_id, token_bytes(tokenizer, model.config.vocab_size))
 
 
-def blank_tokens(tokenizer) -> frozenset[int]:
-    """The ids of the tokens that say nothing alone: whitespace (" ", "\n\n") and bytes of a character
-    split over several tokens (a reply of only the first byte of a dash is empty)."""
-    byte_of = {char: byte for byte, char in bytes_to_unicode().items()}  # GPT-2's byte-level alphabet
+def token_bytes(tokenizer, size: int) -> TokenBytes:
+    """The sampling rules' view of a GPT-2 tokenizer's tokens: each one's bytes, through GPT-2's
+    byte-level alphabet (a token is written as one printable character per byte)."""
+    byte_of = {char: byte for byte, char in bytes_to_unicode().items()}
     special = set(tokenizer.all_special_tokens)
-    pieces = tokenizer.get_vocab().items()
-    return frozenset(i for p, i in pieces if p not in special and _says_nothing(bytes(byte_of[c] for c in p)))
-
-
-def _says_nothing(data: bytes) -> bool:
-    try:
-        return not data.decode("utf-8").strip()
-    except UnicodeDecodeError:  # part of a character
-        return True
+    pieces: list[bytes | None] = [None] * len(tokenizer)
+    for piece, token in tokenizer.get_vocab().items():
+        if piece not in special:
+            pieces[token] = bytes(byte_of[c] for c in piece)
+    return TokenBytes.of(pieces, size)
 
 
 class Bot:

@@ -12,11 +12,14 @@ forward pass: greedy decoding here gives the tokens `generate` gives (tests/test
 Each token is then chosen in numpy from the logits: a bias per token (OpenAI's logit_bias), the
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
 context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
-space, a line break or part of a character is nothing: blank_tokens in tasks/chat.py),
-temperature, top-k and top-p. Temperature 0 is greedy.
+space, a line break or part of a character is nothing), temperature, top-k and top-p. Temperature 0
+is greedy. GPT-2's tokens are bytes, and a character outside ASCII can take several: after the
+first bytes of one, only the bytes that finish it may come, and a byte that continues nothing never
+does, so a reply holds no broken character (no U+FFFD); its turn ends only between characters.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -26,13 +29,63 @@ from tasks.config import ChatConfig
 
 CHUNK = 64  # context tokens read per call: one compiled shape for any context length
 MIN_SLOTS = 128
+OWED = 4  # continuation bytes a reply can owe: 0 (between characters) to 3 (after a 4-byte lead)
+
+
+@dataclass(frozen=True)
+class TokenBytes:
+    """What the sampling rules know of each token id's bytes, for every count of continuation bytes
+    a reply may owe (0 to 3) before the token."""
+
+    blank: np.ndarray  # [vocab] bool: says nothing alone (whitespace, or part of a character)
+    allowed: np.ndarray  # [OWED, vocab] bool: may come next when that many continuation bytes are owed
+    owed_after: np.ndarray  # [OWED, vocab] int: continuation bytes owed after it
+    banned: tuple[np.ndarray, ...]  # per count owed, the ids not allowed (between characters: about 100)
+
+    @classmethod
+    def of(cls, pieces: Sequence[bytes | None], size: int) -> "TokenBytes":
+        """From each token id's bytes (None for a special token such as <|endoftext|>), for a model
+        with `size` logits (ids past the pieces are treated as special tokens)."""
+        blank = np.zeros(size, bool)
+        allowed = np.zeros((OWED, size), bool)
+        allowed[0] = True  # special tokens come only between characters
+        owed_after = np.zeros((OWED, size), np.int64)
+        for token, data in enumerate(pieces):
+            if data is None:
+                continue
+            shape = _utf8_shape(data)
+            blank[token] = shape is None or shape[2] > 0 or shape[1] or not data.decode("utf-8", "replace").strip()
+            for owed in range(OWED):
+                fits = shape is not None and (shape[0] <= owed if shape[1] else shape[0] == owed)
+                allowed[owed, token] = fits
+                owed_after[owed, token] = (owed - shape[0] if shape[1] else shape[2]) if fits else 0
+        return cls(blank, allowed, owed_after, tuple(np.flatnonzero(~row) for row in allowed))
+
+
+def _utf8_shape(data: bytes) -> tuple[int, bool, int] | None:
+    """(continuation bytes it starts with, whether that is all of it, continuation bytes it leaves owed),
+    or None when no UTF-8 text holds it (a byte UTF-8 never uses, a character broken inside it)."""
+    lead = 0
+    while lead < len(data) and 0x80 <= data[lead] < 0xC0:
+        lead += 1
+    owed = 0
+    for byte in data[lead:]:
+        if owed:
+            if not 0x80 <= byte < 0xC0:
+                return None
+            owed -= 1
+        elif byte >= 0x80:
+            owed = 1 if 0xC2 <= byte < 0xE0 else 2 if 0xE0 <= byte < 0xF0 else 3 if 0xF0 <= byte < 0xF5 else -1
+            if owed < 0:  # a continuation byte with nothing to continue, or a byte UTF-8 never uses
+                return None
+    return lead, lead == len(data), owed
 
 
 class Decoder:
     """A GPT-2 model's compiled prefill and step over a fixed-size key/value cache."""
 
-    def __init__(self, model, eot: int, blank: frozenset[int] = frozenset()) -> None:
-        self.model, self.eot, self.blank = model, eot, blank  # blank: tokens that say nothing alone
+    def __init__(self, model, eot: int, token_bytes: TokenBytes | None = None) -> None:
+        self.model, self.eot, self.token_bytes = model, eot, token_bytes  # None: no rules on bytes
         config = model.config
         self.positions, self.layers = config.n_positions, config.n_layer
         self.heads, self.head_size = config.n_head, config.n_embd // config.n_head
@@ -97,7 +150,7 @@ class Decoder:
             ids = tf.constant([row[start : start + CHUNK] for row in padded], tf.int32)
             mask = tf.constant([row[start : start + CHUNK] for row in real], tf.int32)
             logits, past, valid = self._extend(ids, mask, past, valid, tf.constant(start), tf.constant(CHUNK - 1), pad)
-        choosers = [TokenChooser(how, self.eot, c, logit_bias or {}, self.blank) for c in contexts]
+        choosers = [TokenChooser(how, self.eot, c, logit_bias or {}, self.token_bytes) for c in contexts]
         ended = [False] * rows
         one = tf.ones((rows, 1), tf.int32)
         for step in range(how.max_new_tokens):
@@ -115,10 +168,16 @@ class TokenChooser:
     """The sampling rules of one reply, applied to each token's logits in turn."""
 
     def __init__(
-        self, how: ChatConfig, eot: int, context: list[int], logit_bias: dict[int, float], blank: frozenset[int]
+        self,
+        how: ChatConfig,
+        eot: int,
+        context: list[int],
+        logit_bias: dict[int, float],
+        token_bytes: TokenBytes | None = None,
     ) -> None:
-        self.how, self.eot, self.logit_bias, self.blank = how, eot, logit_bias, blank
+        self.how, self.eot, self.logit_bias, self.token_bytes = how, eot, logit_bias, token_bytes
         self.said = False  # a token not blank has been chosen
+        self.owed = 0  # continuation bytes that the reply's last character still needs
         self.seen = {t for t in context if t != eot}
         self.reply: list[int] = []
         self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
@@ -138,11 +197,18 @@ class TokenChooser:
             logits[list(banned)] = -np.inf
         if not self.said:
             logits[self.eot] = -np.inf  # a turn says something before it ends
+        if self.token_bytes is not None:
+            logits[self.token_bytes.banned[self.owed]] = -np.inf
         token = _draw(logits, how, rng)
         if n and len(self.reply) >= n - 1:
             self.followers.setdefault(tuple(self.reply[len(self.reply) - n + 1 :]), set()).add(token)
         self.reply.append(token)
-        self.said = self.said or token not in self.blank
+        rules = self.token_bytes
+        if rules is None:
+            self.said = True
+        else:  # a token that finishes a character split over several says something too
+            owed, self.owed = self.owed, int(rules.owed_after[self.owed, token])
+            self.said = self.said or not rules.blank[token] or (owed > 0 and self.owed == 0)
         if token != self.eot:
             self.seen.add(token)
         return token

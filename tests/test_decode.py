@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import TOKENIZER
 
-from tasks.chat import Reply, blank_tokens
+from tasks.chat import Reply, token_bytes
 from tasks.config import ChatConfig
-from tasks.decode import CHUNK, Decoder, TokenChooser
+from tasks.decode import CHUNK, Decoder, TokenBytes, TokenChooser
 from tasks.model import load_model, load_tokenizer
 
 GREEDY = ChatConfig(temperature=0, repetition_penalty=1.0, no_repeat_ngram=0, max_new_tokens=40)
@@ -38,9 +38,12 @@ def test_greedy_decoding_gives_exactly_the_tokens_generate_gives(tiny_model, tok
 
 
 def chooser(eot=3, context=(1, 2), **settings) -> TokenChooser:
-    return TokenChooser(
-        ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings)), eot, list(context), {}, frozenset()
-    )
+    return TokenChooser(ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings)), eot, list(context), {})
+
+
+@pytest.fixture(scope="module")
+def gpt2_bytes(tokenizer) -> TokenBytes:
+    return token_bytes(tokenizer, len(tokenizer))
 
 
 def test_the_repetition_penalty_spares_the_end_of_turn_and_a_reply_says_something_first():
@@ -50,16 +53,47 @@ def test_the_repetition_penalty_spares_the_end_of_turn_and_a_reply_says_somethin
     assert pick.choose(np.array([0.0, 2.0, 1.5, 1.9]), rng) == 3  # then the end of turn, never penalised
     first = chooser()
     assert first.choose(np.array([0.0, 0.0, 0.0, 5.0]), rng) != 3
-    blank = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), 3, [1], {}, frozenset({0}))  # 0: a space
+    vocabulary = TokenBytes.of([b" ", b"Yes", b"No", None], 4)  # 3: <|endoftext|>
+    blank = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), 3, [1], {}, vocabulary)
     steps = [[6.0, 2.0, 0.0, 5.0], [0.0, 2.0, 0.0, 5.0], [0.0, 2.0, 0.0, 5.0]]
     assert [blank.choose(np.array(logits), rng) for logits in steps] == [0, 1, 3]  # a space, a word, the end
 
 
-def test_whitespace_tokens_are_blank(tokenizer):
-    blank = blank_tokens(tokenizer)
+def test_whitespace_and_part_characters_are_blank(tokenizer, gpt2_bytes):
+    blank = set(np.flatnonzero(gpt2_bytes.blank))
     assert {tokenizer.decode([i]) for i in blank} >= {" ", "\n", "\n\n"}
     assert tokenizer.encode("☕")[0] in blank and tokenizer.eos_token_id not in blank  # the cup's first byte
     assert not blank & set(tokenizer.encode(" Good morning.\n")) - set(tokenizer.encode(" \n"))
+
+
+def test_after_the_first_byte_of_a_character_only_its_other_bytes_come(tokenizer, gpt2_bytes):
+    cup = tokenizer.encode(" ☕")  # " \xe2\x98", then "\x95": the cup is split over two tokens
+    word, eot = tokenizer.encode(" and")[0], tokenizer.eos_token_id
+    assert len(cup) == 2 and tokenizer.decode(cup[:1]).endswith("\ufffd")
+    # Each step's logits rank the listed tokens first, best first (greedy).
+    steps = [[cup[0]], [word, eot, cup[0], cup[1]], [cup[1], eot]]
+    pick = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), eot, [eot], {}, gpt2_bytes)
+    reply = [pick.choose(favourites(len(tokenizer), ranked), np.random.default_rng(0)) for ranked in steps]
+    assert reply == [cup[0], cup[1], eot]  # not " and", nor an end or a new character inside the cup
+    # A byte that continues nothing never comes between characters.
+    stray = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), eot, [eot], {}, gpt2_bytes)
+    assert stray.choose(favourites(len(tokenizer), [cup[1], word]), np.random.default_rng(0)) == word
+
+
+def test_a_character_of_three_bytes_takes_its_two_tails_in_one_token_or_two():
+    pieces = [b"\xe2", b"\x80", b"\x80\x94", b" a", b"\x80\x94\x80", None]  # "\xe2\x80\x94": a dash
+    rules = TokenBytes.of(pieces, 6)
+    assert rules.owed_after[0, 0] == 2 and rules.allowed[2, [1, 2]].all() and not rules.allowed[2, [3, 4, 5]].any()
+    assert rules.owed_after[2, 1] == 1 and rules.owed_after[2, 2] == 0 and rules.allowed[1, 1]
+    assert not rules.allowed[1, 2] and not rules.allowed[0, [1, 2, 4]].any() and rules.allowed[0, [0, 3, 5]].all()
+    assert rules.blank[[0, 1, 2]].all() and not rules.blank[3]
+
+
+def favourites(size: int, ranked: list[int]) -> np.ndarray:
+    """Logits that rank the given tokens first, best first."""
+    logits = np.zeros(size)
+    logits[ranked] = np.arange(len(ranked), 0, -1) + 10.0
+    return logits
 
 
 def test_a_reply_never_repeats_its_own_ngrams():
