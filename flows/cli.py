@@ -114,7 +114,10 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         "--character", default=T.character, metavar="NAME", help="a bot that is this character (their turns only)"
     )
     parser.add_argument(
-        "--prose-epochs", type=int, default=T.prose_epochs, help="epochs on the books' whole text first (%(default)s)"
+        "--prose-epochs",
+        type=int,
+        default=T.prose_epochs,
+        help="epochs on the books' whole text first (default: 1 for a scratch model, 0 to fine-tune)",
     )
     parser.add_argument("--patience", type=int, default=T.patience, help="early stopping, in epochs (%(default)s)")
     parser.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every, help="steps (%(default)s)")

@@ -68,7 +68,7 @@ def finetune(
     mask_prompt: bool = T.mask_prompt,
     examples: str = T.examples,
     character: str = T.character,
-    prose_epochs: int = T.prose_epochs,
+    prose_epochs: int | None = T.prose_epochs,
     patience: int = T.patience,
     checkpoint_every: int = T.checkpoint_every,
     time_budget: float | None = T.time_budget,

@@ -157,7 +157,7 @@ def tiny_model(dataset, tmp_path_factory) -> Path:
     from tasks.config import TrainConfig
     from tasks.train import train_model
 
-    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=1, max_pairs=300)
+    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=1, max_pairs=300, prose_epochs=0)
     return train_model(dataset, cfg, tmp_path_factory.mktemp("tiny-run") / "austen")
 
 

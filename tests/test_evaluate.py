@@ -122,7 +122,7 @@ def test_a_bot_speaks_as_a_character_and_switches(tiny_model):
 def test_an_unknown_character_to_train_as_is_one_line_with_the_closest(dataset, tmp_path):
     from tasks.train import train_model
 
-    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, character="Elizabth")
+    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, character="Elizabth", prose_epochs=0)
     with pytest.raises(
         ConfigError, match=r"--character 'Elizabth': not in the cast; the closest names are 'Elizabeth'"
     ):

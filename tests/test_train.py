@@ -40,7 +40,9 @@ def tokenizer():
 def trained(dataset, tmp_path_factory) -> Path:
     """A run folder after two epochs of scratch:tiny on 300 pairs."""
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=2, max_pairs=300, checkpoint_every=10)
+    cfg = TrainConfig(
+        model="scratch:tiny", tokenizer=TOKENIZER, epochs=2, max_pairs=300, checkpoint_every=10, prose_epochs=0
+    )
     assert train_model(dataset, cfg, out) == out / "model"
     return out
 
@@ -183,7 +185,9 @@ def test_training_lowers_validation_loss_and_the_model_reloads(trained, tokenize
 @pytest.mark.slow
 def test_more_epochs_continue_a_finished_run_and_other_settings_are_refused(trained, dataset):
     before = (trained / "metrics.jsonl").read_text().splitlines()
-    cfg = TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, epochs=3, max_pairs=300, checkpoint_every=10)
+    cfg = TrainConfig(
+        model="scratch:tiny", tokenizer=TOKENIZER, epochs=3, max_pairs=300, checkpoint_every=10, prose_epochs=0
+    )
     train_model(dataset, cfg, trained)
     after = (trained / "metrics.jsonl").read_text().splitlines()
     assert after[:2] == before and json.loads(after[2])["epoch"] == 3
@@ -314,7 +318,9 @@ def test_rows_too_short_for_any_pair_are_one_clear_error(dataset, tmp_path):
     from tasks.errors import InvalidDataError
 
     with pytest.raises(InvalidDataError, match=r"no training or no validation pair fits in --max-length 8 tokens"):
-        train_model(dataset, TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, max_length=8), tmp_path)
+        train_model(
+            dataset, TrainConfig(model="scratch:tiny", tokenizer=TOKENIZER, max_length=8, prose_epochs=0), tmp_path
+        )
     assert not (tmp_path / "checkpoints").exists()  # nothing started
 
 
@@ -324,7 +330,7 @@ def test_a_small_time_budget_shrinks_the_run_and_it_ends_in_time(dataset, tmp_pa
 
     caplog.set_level(logging.INFO, logger="tasks")
     budget = 0.25  # minutes: far less than two epochs of every pair take scratch:small here
-    cfg = TrainConfig(model="scratch:small", tokenizer=TOKENIZER, epochs=2, time_budget=budget)
+    cfg = TrainConfig(model="scratch:small", tokenizer=TOKENIZER, epochs=2, time_budget=budget, prose_epochs=0)
     train_model(dataset, cfg, tmp_path)
     said = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("time budget 0.25 min"))
     everything, used = (int(x) for x in re.search(r"of all (\d+) pairs .* training on (\d+) of them", said).groups())

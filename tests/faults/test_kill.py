@@ -87,8 +87,9 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     ref = tmp_path / "ref-out"
     assert (out / "pairs.json").read_text() == (ref / "pairs.json").read_text(), killed_at
     lines = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (ref, out)]
-    steps = [[(m["epoch"], m["step"]) for m in ms] for ms in lines]
-    assert steps[0] == steps[1] and len(steps[0]) == 2, killed_at  # each epoch once, the same number of steps
+    steps = [[(m["epoch"], m["stage"], m["step"]) for m in ms] for ms in lines]
+    # each epoch once (a scratch model's prose epoch, then two of dialogue), the same number of steps
+    assert steps[0] == steps[1] and [s[1] for s in steps[0]] == ["prose", "dialogue", "dialogue"], killed_at
     perplexities = [m["val_perplexity"] for m in lines[1]]
     assert perplexities == sorted(perplexities, reverse=True) and perplexities[0] > perplexities[-1]
     assert (out / "model/tf_model.h5").is_file() and (out / "model/tokenizer.json").is_file()
@@ -108,7 +109,7 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     for step in ("train-model", "evaluate-bot", "write-transcript"):
         assert re.search(rf"Task run '{step}-\w+' - Finished in state Cached", again.stderr), step
     assert json.loads((out / "eval.json").read_text()) == evaluation  # written again from the cache
-    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
     # The cast it was trained with, largest first; chat over a pipe as its first character: one reply
     # line per input line.
