@@ -13,7 +13,8 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
   as long as all three are in one conversation, in consecutive paragraphs (narration between
   two quotes may bring in someone else); and a run of turns with no narration between, whose
   named turns are one person's at even places and another's at odd ones (or one side's, who calls
-  one person by name twice), is theirs from its first named turn on;
+  one person by name twice), is theirs from its first named turn on; where only one side is named,
+  always one person, that side's next two turns are theirs;
 - anaphoric: "she said": the one speaker of that gender (the cast's, tasks/characters.py) in the
   conversation nearby, if they spoke within two turns and not just before or after; then
   alternation again.
@@ -35,6 +36,10 @@ ROUNDS = 6  # alternation spreads a known speaker this many turns at most
 # turns either side where a third speaker rules alternation out: on the PDNC novels, 3 gives named
 # speakers 95% right against 90% with no such check, 96% with 6 (and far fewer named)
 WINDOW = 3
+# a chain of turns with one side named: that side's turns this far after its first named one are
+# theirs. On the PDNC novels (straight), 4 names 1.5% more of the matched quotes, 85% of them
+# right (as the other turns are); the whole chain names 3.6% more, 78% right
+ONE_SIDE_REACH = 4
 TITLES = {"mr", "mrs", "miss", "ms", "dr", "sir", "lady", "lord", "the", "m", "mme", "madame", "monsieur"}
 
 
@@ -224,6 +229,7 @@ def _by_parity(
             if len(called) == 1 and max(called.values()) >= 2:
                 sides[1 - known].append(next(iter(called)))
         if not all(sides):
+            _one_side(chain, sides, turns, speaker, source, utterances)
             continue
         a, b = sides[0][0], sides[1][0]
         one_each = all(not _two_people(side[0], n) for side in sides for n in side)
@@ -234,3 +240,25 @@ def _by_parity(
             name = (a, b)[k % 2]
             if not speaker[t] and name not in _addressed_in(t, turns, utterances):
                 speaker[t], source[t] = name, TURN
+
+
+def _one_side(
+    chain: range,
+    sides: list[list[str]],
+    turns: list[list[int]],
+    speaker: list[str],
+    source: list[str],
+    utterances: list[Utterance],
+) -> None:
+    """A chain where only one side is named, always one person: that person's are the turns of their
+    side (every second one) up to ONE_SIDE_REACH turns after the first named one."""
+    named = [k for k in (0, 1) if sides[k]]
+    if len(named) != 1 or any(_two_people(sides[named[0]][0], n) for n in sides[named[0]]):
+        return
+    side = named[0]
+    person = sides[side][0]
+    first = next(k for k, t in enumerate(chain) if speaker[t])
+    for k in range(first + 2, min(first + ONE_SIDE_REACH + 1, len(chain)), 2):
+        t = chain[k]
+        if not speaker[t] and person not in _addressed_in(t, turns, utterances):
+            speaker[t], source[t] = person, TURN

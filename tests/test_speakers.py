@@ -127,7 +127,30 @@ def test_whom_one_side_of_an_exchange_keeps_calling_is_the_other_side():
     utterances = assign_speakers(extract_utterances(passage), names={"Elizabeth", "Mr. Wickham"})
     assert [u.speaker for u in utterances] == ["", "Elizabeth"] + ["Mr. Wickham", "Elizabeth"] * 3
     once = passage.replace("But, Mr. Wickham,", "But")  # called once: not enough to name him
-    assert [u.speaker for u in assign_speakers(extract_utterances(once), names={"Elizabeth", "Mr. Wickham"})] == [
-        "",
-        "Elizabeth",
-    ] + [""] * 6
+    named = [u.speaker for u in assign_speakers(extract_utterances(once), names={"Elizabeth", "Mr. Wickham"})]
+    assert named == ["", "Elizabeth"] + ["", "Elizabeth"] * 2 + ["", ""]  # her own side, two turns on (below)
+
+
+# Pride and Prejudice, chapter 40: Jane is only "she"; Elizabeth is named once.
+SISTERS = (
+    '"His being so sure of succeeding, was wrong," said she; "and certainly\nought not to have appeared; but '
+    'consider how much it must increase his\ndisappointment."\n\n"Indeed," replied Elizabeth, "I am heartily '
+    "sorry for him; but he has\nother feelings which will probably soon drive away his regard for me.\nYou do "
+    'not blame me, however, for refusing him?"\n\n"Blame you! Oh, no."\n\n"But you blame me for having '
+    'spoken so warmly of Wickham."\n\n"No--I do not know that you were wrong in saying what you did."\n\n'
+    '"But you _will_ know it, when I have told you what happened the very\nnext day."\n'
+)
+
+
+def test_one_named_side_of_an_exchange_has_every_second_turn_after_it():
+    utterances = assign_speakers(extract_utterances(SISTERS))
+    assert [(u.speaker, u.speaker_source) for u in utterances] == [
+        ("", ""),  # Jane's "she": no cast, so no pronoun is resolved here
+        ("Elizabeth", "explicit"),
+        ("", ""),
+        ("Elizabeth", "turn"),
+        ("", ""),
+        ("Elizabeth", "turn"),
+    ]
+    longer = SISTERS + '\n"Oh! no."\n\n"Yes, Jane."\n'  # not past ONE_SIDE_REACH turns after the named one
+    assert [u.speaker for u in assign_speakers(extract_utterances(longer))][-2:] == ["", ""]
