@@ -141,6 +141,10 @@ def subject_of(match: re.Match) -> str:
     return (match.group("before") or match.group("after") or "").strip()
 
 
+# compiled once: re's own cache of patterns is shared with the patterns built for each book's cast
+PRONOUN_ALONE, TITLE_ALONE = re.compile(PRONOUN), re.compile(TITLES)
+
+
 def name_in(subject: str) -> str:
     """The name a subject gives ("Elizabeth", "Mr. Darcy", "the Dormouse"), or "" for "he" or "the rector"."""
     if epithet := EPITHET_NAME.fullmatch(subject):
@@ -155,10 +159,10 @@ def name_in(subject: str) -> str:
         return "I"  # the narrator
     words = subject.split()
     first = words[0] if words else ""
-    named = first and first not in NOT_NAMES and first[:1].isupper() and not re.fullmatch(PRONOUN, subject)
+    named = first and first not in NOT_NAMES and first[:1].isupper() and not PRONOUN_ALONE.fullmatch(subject)
     # not a possessive ("Riviere's voice"), a participle ("Balancing on ..."), nor a title alone ("Mr")
     named = named and not subject.endswith(("'s", "’s")) and not (len(words) == 1 and first.endswith("ing"))
-    named = named and not re.fullmatch(TITLES, subject)
+    named = named and not TITLE_ALONE.fullmatch(subject)
     return " ".join(words) if named else ""  # "Mr.\nGamfield" across a line break
 
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MALE_TITLES = {"mr", "sir", "lord", "colonel", "captain", "uncle", "father", "monsieur", "m", "herr", "king", "prince"}
 FEMALE_TITLES = {"mrs", "miss", "ms", "lady", "aunt", "mother", "madame", "mme", "frau", "queen", "princess"}
 TITLES = MALE_TITLES | FEMALE_TITLES | {"dr", "the"}
-HE, SHE = re.compile(r"\b(?:he|his|him|himself)\b"), re.compile(r"\b(?:she|her|hers|herself)\b")
+PRONOUN = re.compile(r"\b(?:(he|his|him|himself)|she|her|hers|herself)\b")  # group 1: a man's
 PRONOUN_AGREEMENT = 0.75  # share of the pronouns after a name that must agree to give it a gender
 MIN_MENTIONS = 2  # names called fewer times than this, and never speaking, are not the cast
 
@@ -83,11 +83,9 @@ def _pronoun_gender(text: str, names: list[str]) -> dict[str, str]:
     # (?=[A-Zt]): the trie is tried only where a name can start (a capital, or "the" of "the Queen")
     pattern = re.compile(rf"(?=[A-Zt])\b({alternation('|'.join(names))})\b([^.!?;\"“”]{{0,80}})")
     for match in pattern.finditer(text):
-        after = match.group(2)
-        he, she = HE.search(after), SHE.search(after)
-        if he or she:  # the first pronoun after the name
-            first = "M" if he and (not she or he.start() < she.start()) else "F"
-            counts.setdefault(match.group(1), Counter())[first] += 1
+        pronoun = PRONOUN.search(match.group(2))  # the first pronoun after the name
+        if pronoun:
+            counts.setdefault(match.group(1), Counter())["M" if pronoun.group(1) else "F"] += 1
     genders = {}
     for name, counter in counts.items():
         gender, n = counter.most_common(1)[0]
@@ -147,19 +145,16 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0, full_nam
 
 
 def speakers_of(text: str, utterances: list[Utterance]) -> list[Utterance]:
-    """The speaker sieve in full: its name-based rules, then, with the cast's genders, pronouns too."""
-    first = assign_speakers(utterances)
-    cast = find_cast(text, first, full_names=False)
+    """The speaker sieve in full: its name-based rules and, with the cast's genders, pronouns too. The cast
+    comes from the attributions' names alone: the sieve's other rules only hand those names on."""
+    cast = find_cast(text, utterances, full_names=False)
     genders = {alias: c.gender for c in cast for alias in c.aliases if c.gender}
+    spoken = {u.speaker for u in utterances if u.speaker}
     return assign_speakers(
         utterances,
-        {name: genders[_clean(name)] for name in _names(first) if _clean(name) in genders},
+        {name: genders[_clean(name)] for name in spoken if _clean(name) in genders},
         {alias for c in cast for alias in c.aliases},
     )
-
-
-def _names(utterances: list[Utterance]) -> set[str]:
-    return {u.speaker for u in utterances if u.speaker}
 
 
 def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> list[Utterance]:
