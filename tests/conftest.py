@@ -1,5 +1,6 @@
 """Shared fixtures: the shared corpus, a real HTTP mirror on loopback, a temporary Prefect."""
 
+import atexit
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ ENDLESS = {"50256": -100}  # logit_bias that bans the end of turn: a reply runs 
 
 # Prefect keeps results under PREFECT_HOME even inside its test harness: keep ours out of ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="authorbot-prefect-")
+atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)  # one a session, gone after it
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is out of reach here: fail in a second, not minutes
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
