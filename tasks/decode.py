@@ -14,8 +14,9 @@ repetition penalty on tokens already seen (never on <|endoftext|>, which ends ev
 context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
 space, a line break or part of a character is nothing), temperature, top-k and top-p. Temperature 0
 is greedy. GPT-2's tokens are bytes, and a character outside ASCII can take several: after the
-first bytes of one, only the bytes that finish it may come, and a byte that continues nothing never
-does, so a reply holds no broken character (no U+FFFD); its turn ends only between characters.
+first bytes of one, only the bytes that finish it as well-formed UTF-8 may come, and a byte that
+continues nothing never does, so a reply holds no broken character (no U+FFFD), nor the invisible
+controls U+0080 to U+009F; its turn ends only between characters.
 """
 
 from collections.abc import Iterator, Sequence
@@ -29,56 +30,56 @@ from tasks.config import ChatConfig
 
 CHUNK = 64  # context tokens read per call: one compiled shape for any context length
 MIN_SLOTS = 128
-OWED = 4  # continuation bytes a reply can owe: 0 (between characters) to 3 (after a 4-byte lead)
+# Where a reply stands in UTF-8 after its last token: between characters (state 0), or owing 1, 2 or 3
+# more bytes of a character (states 1 to 3), or owing them with the next byte held to a narrower range
+# than 80-bf (states 4 to 8). The narrower ranges are UTF-8's own (no overlong form after e0 or f0, no
+# surrogate after ed, nothing past U+10FFFF after f4), and after c2 they also leave out the invisible
+# control characters U+0080 to U+009F.
+STATES = ((0, 0, 0), (1, 0x80, 0xBF), (2, 0x80, 0xBF), (3, 0x80, 0xBF))  # (bytes owed, next byte's range)
+STATES += ((1, 0xA0, 0xBF), (2, 0xA0, 0xBF), (2, 0x80, 0x9F), (3, 0x90, 0xBF), (3, 0x80, 0x8F))
+LEAD = {0xC2: 4, 0xE0: 5, 0xED: 6, 0xF0: 7, 0xF4: 8}  # lead bytes with a narrower next byte
+LEAD |= {b: 1 for b in range(0xC3, 0xE0)} | {b: 2 for b in range(0xE1, 0xF0) if b != 0xED} | {0xF1: 3, 0xF2: 3, 0xF3: 3}
 
 
 @dataclass(frozen=True)
 class TokenBytes:
-    """What the sampling rules know of each token id's bytes, for every count of continuation bytes
-    a reply may owe (0 to 3) before the token."""
+    """What the sampling rules know of each token id's bytes: whether it says anything alone, and from
+    each UTF-8 state (STATES) the state it leads to, or -1 where it may not come."""
 
     blank: np.ndarray  # [vocab] bool: says nothing alone (whitespace, or part of a character)
-    allowed: np.ndarray  # [OWED, vocab] bool: may come next when that many continuation bytes are owed
-    owed_after: np.ndarray  # [OWED, vocab] int: continuation bytes owed after it
-    banned: tuple[np.ndarray, ...]  # per count owed, the ids not allowed (between characters: about 100)
+    next_state: np.ndarray  # [len(STATES), vocab] int
+    banned: tuple[np.ndarray, ...]  # per state, the ids that may not come (between characters: about 100)
 
     @classmethod
     def of(cls, pieces: Sequence[bytes | None], size: int) -> "TokenBytes":
         """From each token id's bytes (None for a special token such as <|endoftext|>), for a model
         with `size` logits (ids past the pieces are treated as special tokens)."""
         blank = np.zeros(size, bool)
-        allowed = np.zeros((OWED, size), bool)
-        allowed[0] = True  # special tokens come only between characters
-        owed_after = np.zeros((OWED, size), np.int64)
+        next_state = np.full((len(STATES), size), -1, np.int64)
+        next_state[0] = 0  # plain ASCII and special tokens come only between characters
         for token, data in enumerate(pieces):
-            if data is None:
+            if data is None or data.isascii():
+                blank[token] = data is not None and not data.strip()
                 continue
-            shape = _utf8_shape(data)
-            blank[token] = shape is None or shape[2] > 0 or shape[1] or not data.decode("utf-8", "replace").strip()
-            for owed in range(OWED):
-                fits = shape is not None and (shape[0] <= owed if shape[1] else shape[0] == owed)
-                allowed[owed, token] = fits
-                owed_after[owed, token] = (owed - shape[0] if shape[1] else shape[2]) if fits else 0
-        return cls(blank, allowed, owed_after, tuple(np.flatnonzero(~row) for row in allowed))
+            for state in range(len(STATES)):
+                next_state[state, token] = _after(state, data)
+            blank[token] = next_state[0, token] != 0 or not data.decode("utf-8").strip()
+        return cls(blank, next_state, tuple(np.flatnonzero(row < 0) for row in next_state))
 
 
-def _utf8_shape(data: bytes) -> tuple[int, bool, int] | None:
-    """(continuation bytes it starts with, whether that is all of it, continuation bytes it leaves owed),
-    or None when no UTF-8 text holds it (a byte UTF-8 never uses, a character broken inside it)."""
-    lead = 0
-    while lead < len(data) and 0x80 <= data[lead] < 0xC0:
-        lead += 1
-    owed = 0
-    for byte in data[lead:]:
+def _after(state: int, data: bytes) -> int:
+    """The UTF-8 state after these bytes from that state, or -1 if they break a character there."""
+    for byte in data:
+        owed, low, high = STATES[state]
         if owed:
-            if not 0x80 <= byte < 0xC0:
-                return None
-            owed -= 1
+            if not low <= byte <= high:
+                return -1
+            state = owed - 1  # the bytes after the next one may be any continuation byte
         elif byte >= 0x80:
-            owed = 1 if 0xC2 <= byte < 0xE0 else 2 if 0xE0 <= byte < 0xF0 else 3 if 0xF0 <= byte < 0xF5 else -1
-            if owed < 0:  # a continuation byte with nothing to continue, or a byte UTF-8 never uses
-                return None
-    return lead, lead == len(data), owed
+            state = LEAD.get(byte, -1)  # a continuation byte that continues nothing, or a byte UTF-8 never uses
+            if state < 0:
+                return -1
+    return state
 
 
 class Decoder:
@@ -177,7 +178,7 @@ class TokenChooser:
     ) -> None:
         self.how, self.eot, self.logit_bias, self.token_bytes = how, eot, logit_bias, token_bytes
         self.said = False  # a token not blank has been chosen
-        self.owed = 0  # continuation bytes that the reply's last character still needs
+        self.state = 0  # where the reply stands in UTF-8 (STATES): 0 between characters
         self.seen = {t for t in context if t != eot}
         self.reply: list[int] = []
         self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
@@ -198,7 +199,7 @@ class TokenChooser:
         if not self.said:
             logits[self.eot] = -np.inf  # a turn says something before it ends
         if self.token_bytes is not None:
-            logits[self.token_bytes.banned[self.owed]] = -np.inf
+            logits[self.token_bytes.banned[self.state]] = -np.inf
         token = _draw(logits, how, rng)
         if n and len(self.reply) >= n - 1:
             self.followers.setdefault(tuple(self.reply[len(self.reply) - n + 1 :]), set()).add(token)
@@ -207,8 +208,8 @@ class TokenChooser:
         if rules is None:
             self.said = True
         else:  # a token that finishes a character split over several says something too
-            owed, self.owed = self.owed, int(rules.owed_after[self.owed, token])
-            self.said = self.said or not rules.blank[token] or (owed > 0 and self.owed == 0)
+            before, self.state = self.state, int(rules.next_state[self.state, token])
+            self.said = self.said or not rules.blank[token] or (before > 0 and self.state == 0)
         if token != self.eot:
             self.seen.add(token)
         return token

@@ -83,10 +83,20 @@ def test_after_the_first_byte_of_a_character_only_its_other_bytes_come(tokenizer
 def test_a_character_of_three_bytes_takes_its_two_tails_in_one_token_or_two():
     pieces = [b"\xe2", b"\x80", b"\x80\x94", b" a", b"\x80\x94\x80", None]  # "\xe2\x80\x94": a dash
     rules = TokenBytes.of(pieces, 6)
-    assert rules.owed_after[0, 0] == 2 and rules.allowed[2, [1, 2]].all() and not rules.allowed[2, [3, 4, 5]].any()
-    assert rules.owed_after[2, 1] == 1 and rules.owed_after[2, 2] == 0 and rules.allowed[1, 1]
-    assert not rules.allowed[1, 2] and not rules.allowed[0, [1, 2, 4]].any() and rules.allowed[0, [0, 3, 5]].all()
-    assert rules.blank[[0, 1, 2]].all() and not rules.blank[3]
+    after_lead = rules.next_state[rules.next_state[0, 0]]  # where each token may lead after "\xe2"
+    assert after_lead[2] == 0 and after_lead[1] > 0 and (after_lead[[0, 3, 4, 5]] == -1).all()
+    assert rules.next_state[after_lead[1], 1] == 0  # "\x80" then "\x80" finishes it too
+    assert (rules.next_state[0, [1, 2, 4]] == -1).all() and (rules.next_state[0, [3, 5]] == 0).all()
+    assert rules.blank[[0, 1, 2]].all() and not rules.blank[[3, 5]].any()
+
+
+def test_only_well_formed_characters_and_no_invisible_controls():
+    pieces = [b"\xc2", b"\x85", b"\xa9", b"\xed", b"\xa0\x80", b"\x9f\xbf", b"\xc0\x80"]
+    rules = TokenBytes.of(pieces, len(pieces))
+    after_c2, after_ed = rules.next_state[0, 0], rules.next_state[0, 3]
+    assert rules.next_state[after_c2, 1] == -1 and rules.next_state[after_c2, 2] == 0  # U+0085 no, "©" yes
+    assert rules.next_state[after_ed, 4] == -1 and rules.next_state[after_ed, 5] == 0  # a surrogate no, U+D7FF yes
+    assert rules.next_state[0, 6] == -1  # an overlong form, which no UTF-8 text holds
 
 
 def favourites(size: int, ranked: list[int]) -> np.ndarray:

@@ -136,22 +136,23 @@ def stream_one(url: str, results: list, index: int, max_tokens: int, started: th
 
 
 def test_a_reply_holding_a_unicode_line_break_streams_in_whole_lines(server):
-    """U+0085 (bytes c2 85, one GPT-2 token each) ends a line for httpx's line splitter, but not a
+    """U+2028 (bytes e2 80 a8, one GPT-2 token each) ends a line for httpx's line splitter, but not a
     server-sent event: the stream escapes it."""
     from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
     from tasks.model import load_tokenizer
 
     tokenizer, alphabet = load_tokenizer(TOKENIZER), bytes_to_unicode()
-    lead, tail = (tokenizer.convert_tokens_to_ids(alphabet[b]) for b in (0xC2, 0x85))
+    lead, middle, last = (tokenizer.convert_tokens_to_ids(alphabet[b]) for b in (0xE2, 0x80, 0xA8))
     word = tokenizer.encode("Yes")[0]
-    # greedy: "Yes", then (its repetition penalised) the lead byte, then the only byte that may follow
+    # greedy: "Yes", then (its repetition penalised) the lead byte, then the only bytes that may follow
+    # it, the second ("\x80" again is penalised below "\xa8" in the third place)
     body = {"messages": ask("Say it."), "stream": True, "max_tokens": 4, "temperature": 0, "repetition_penalty": 1.2}
-    body["logit_bias"] = {word: 100, lead: 90, tail: 80}
+    body["logit_bias"] = {word: 100, lead: 90, middle: 80, last: 70}
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=AUTH, timeout=60) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: {")]
     text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or "" for line in lines)
-    assert "Yes\x85" in text
+    assert "Yes\u2028" in text
 
 
 def test_sixteen_streaming_clients_all_finish_and_a_seventeenth_is_told_to_retry(server):
