@@ -108,7 +108,7 @@ class TrainConfig:
     examples: str = "conversations"  # whole conversations with speakers' names, or "exchanges": one pair each
     character: str = ""  # train a bot that is this character: their conversations, loss on their turns
     prose_epochs: int | None = None  # passes over the books' whole text before the dialogue epochs; None: 1 for
-    # a scratch model (benchmarks/bot_quality.py: -39% held-out perplexity), 0 to fine-tune one that reads English
+    # a scratch model (benchmarks/bot_quality.py: -41% held-out perplexity), 0 to fine-tune one that reads English
     patience: int = 2  # epochs without a better validation loss before stopping
     checkpoint_every: int = 200  # steps between checkpoints; there is one at every epoch's end too
     time_budget: float | None = None  # minutes the training may take, fewer pairs if need be; 0: no limit;
