@@ -37,8 +37,9 @@ def test_greedy_decoding_gives_exactly_the_tokens_generate_gives(tiny_model, tok
         assert ours == theirs and len(ours) > 1
 
 
-def chooser(eot=3, context=(1, 2), **settings) -> TokenChooser:
-    return TokenChooser(ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings)), eot, list(context), {})
+def chooser(eot=3, context=(1, 2), token_bytes: TokenBytes | None = None, **settings) -> TokenChooser:
+    how = ChatConfig(**(dict(temperature=0, no_repeat_ngram=0) | settings))
+    return TokenChooser(how, eot, list(context), {}, token_bytes)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_the_repetition_penalty_spares_the_end_of_turn_and_a_reply_says_somethin
     first = chooser()
     assert first.choose(np.array([0.0, 0.0, 0.0, 5.0]), rng) != 3
     vocabulary = TokenBytes.of([b" ", b"Yes", b"No", None], 4)  # 3: <|endoftext|>
-    blank = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), 3, [1], {}, vocabulary)
+    blank = chooser(context=[1], token_bytes=vocabulary)
     steps = [[6.0, 2.0, 0.0, 5.0], [0.0, 2.0, 0.0, 5.0], [0.0, 2.0, 0.0, 5.0]]
     assert [blank.choose(np.array(logits), rng) for logits in steps] == [0, 1, 3]  # a space, a word, the end
 
@@ -72,11 +73,11 @@ def test_after_the_first_byte_of_a_character_only_its_other_bytes_come(tokenizer
     assert len(cup) == 2 and tokenizer.decode(cup[:1]).endswith("\ufffd")
     # Each step's logits rank the listed tokens first, best first (greedy).
     steps = [[cup[0]], [word, eot, cup[0], cup[1]], [cup[1], eot]]
-    pick = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), eot, [eot], {}, gpt2_bytes)
+    pick = chooser(eot, [eot], gpt2_bytes)
     reply = [pick.choose(favourites(len(tokenizer), ranked), np.random.default_rng(0)) for ranked in steps]
     assert reply == [cup[0], cup[1], eot]  # not " and", nor an end or a new character inside the cup
     # A byte that continues nothing never comes between characters.
-    stray = TokenChooser(ChatConfig(temperature=0, no_repeat_ngram=0), eot, [eot], {}, gpt2_bytes)
+    stray = chooser(eot, [eot], gpt2_bytes)
     assert stray.choose(favourites(len(tokenizer), [cup[1], word]), np.random.default_rng(0)) == word
 
 

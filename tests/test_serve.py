@@ -114,10 +114,12 @@ def test_bad_requests_get_openai_errors_and_no_traceback(server, client):
     assert "Traceback" not in server.log() and " 500 " not in server.log()
 
 
-def stream_one(url: str, results: list, index: int, max_tokens: int, started: threading.Event | None = None) -> None:
-    """One streaming client: records (status, finish reason, [DONE] seen, text)."""
+def stream_one(
+    url: str, results: list, index: int, max_tokens: int, started: threading.Event | None = None, **settings
+) -> None:
+    """One streaming client: records (status, finish reason, [DONE] seen, text). settings: more of the body."""
     body = {"messages": ask(f"Question number {index}?"), "stream": True, "max_tokens": max_tokens}
-    body["logit_bias"] = ENDLESS
+    body |= {"logit_bias": ENDLESS} | settings
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120) as response:
         if started:
             started.set()
@@ -147,12 +149,10 @@ def test_a_reply_holding_a_unicode_line_break_streams_in_whole_lines(server):
     word = tokenizer.encode("Yes")[0]
     # greedy: "Yes", then (its repetition penalised) the lead byte, then the only bytes that may follow
     # it, the second ("\x80" again is penalised below "\xa8" in the third place)
-    body = {"messages": ask("Say it."), "stream": True, "max_tokens": 4, "temperature": 0, "repetition_penalty": 1.2}
-    body["logit_bias"] = {word: 100, lead: 90, middle: 80, last: 70}
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=AUTH, timeout=60) as response:
-        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
-    text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or "" for line in lines)
-    assert "Yes\u2028" in text
+    results = [None]
+    bias = {word: 100, lead: 90, middle: 80, last: 70}
+    stream_one(server.url, results, 0, 4, temperature=0, repetition_penalty=1.2, logit_bias=bias)
+    assert results[0][:3] == (200, "length", True) and "Yes\u2028" in results[0][3]
 
 
 def test_sixteen_streaming_clients_all_finish_and_a_seventeenth_is_told_to_retry(server):
