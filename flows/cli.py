@@ -160,6 +160,12 @@ def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool, prompts: bool =
         "--no-repeat-ngram", type=int, default=S.no_repeat_ngram, help="a reply never repeats its n-grams (0: off)"
     )
     parser.add_argument("--max-new-tokens", type=int, default=S.max_new_tokens, help="default %(default)s")
+    parser.add_argument(
+        "--wrap-up",
+        type=int,
+        default=S.wrap_up,
+        help="from this many tokens on, a reply ends with its sentence (0: never)",
+    )
     if seed:
         parser.add_argument("--seed", type=int, default=S.seed, help="sampling seed (default %(default)s)")
 

@@ -83,6 +83,7 @@ def finetune(
     repetition_penalty: float = S.repetition_penalty,
     no_repeat_ngram: int = S.no_repeat_ngram,
     max_new_tokens: int = S.max_new_tokens,
+    wrap_up: int = S.wrap_up,
     max_responses: int = E.max_responses,
     ranked: int = E.ranked,
     candidates: int = E.candidates,

@@ -160,6 +160,7 @@ class ChatConfig:
     repetition_penalty: float = 1.2  # above 1 discourages repeating tokens already in the context
     no_repeat_ngram: int = 3  # a reply never repeats one of its own n-grams of this many tokens (0: off)
     max_new_tokens: int = 60  # longest reply, in tokens
+    wrap_up: int = 40  # from this many tokens on, a reply ends with its sentence (0: never; see tasks/decode.py)
     seed: int = 0  # the same seed and history give the same replies
 
     def __post_init__(self) -> None:
@@ -170,6 +171,7 @@ class ChatConfig:
         if self.repetition_penalty < 1:
             raise ConfigError(f"--repetition-penalty {self.repetition_penalty!r}: must be at least 1")
         _at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        _at_least(self.wrap_up, 0, "--wrap-up")
         if self.no_repeat_ngram == 1:
             raise ConfigError("--no-repeat-ngram 1: would forbid any token twice; use 2 or more, or 0 for off")
         _at_least(self.no_repeat_ngram, 0, "--no-repeat-ngram")

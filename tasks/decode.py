@@ -12,13 +12,15 @@ forward pass: greedy decoding here gives the tokens `generate` gives (tests/test
 Each token is then chosen in numpy from the logits: a bias per token (OpenAI's logit_bias), the
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
 context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
-space, a line break or part of a character is nothing), temperature, top-k and top-p. Temperature 0
+space, a line break or part of a character is nothing), temperature, top-k and top-p; and once a
+reply is --wrap-up tokens long, it ends with its next sentence. Temperature 0
 is greedy. GPT-2's tokens are bytes, and a character outside ASCII can take several: after the
 first bytes of one, only the bytes that finish it as well-formed UTF-8 may come, and a byte that
 continues nothing never does, so a reply holds no broken character (no U+FFFD), nor the invisible
 controls U+0080 to U+009F; its turn ends only between characters.
 """
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +41,10 @@ STATES = ((0, 0, 0), (1, 0x80, 0xBF), (2, 0x80, 0xBF), (3, 0x80, 0xBF))  # (byte
 STATES += ((1, 0xA0, 0xBF), (2, 0xA0, 0xBF), (2, 0x80, 0x9F), (3, 0x90, 0xBF), (3, 0x80, 0x8F))
 LEAD = {0xC2: 4, 0xE0: 5, 0xED: 6, 0xF0: 7, 0xF4: 8}  # lead bytes with a narrower next byte
 LEAD |= {b: 1 for b in range(0xC3, 0xE0)} | {b: 2 for b in range(0xE1, 0xF0) if b != 0xED} | {0xF1: 3, 0xF2: 3, 0xF3: 3}
+# A token that ends a sentence: its last mark (closing quotes and brackets aside) is one of these,
+# unless it is the dot of a title ("Mr" "." goes on: SHORT_FORMS are the words a dot does not end)
+SENTENCE_END = re.compile(rb"[.!?][\"')\]]*\s*$|\xe2\x80\xa6\s*$")
+SHORT_FORMS = {b"Mr", b"Mrs", b"Ms", b"Dr", b"St", b"Messrs", b"Mme", b"M", b"Rev", b"Col", b"Capt", b"Gen", b"Esq"}
 
 
 @dataclass(frozen=True)
@@ -49,22 +55,28 @@ class TokenBytes:
     blank: np.ndarray  # [vocab] bool: says nothing alone (whitespace, or part of a character)
     next_state: np.ndarray  # [len(STATES), vocab] int
     banned: tuple[np.ndarray, ...]  # per state, the ids that may not come (between characters: about 100)
+    ends_sentence: np.ndarray  # [vocab] bool: ends with a sentence's end mark ("." "!" "?" "…", '."')
+    short_form: np.ndarray  # [vocab] bool: a title a dot follows without ending the sentence ("Mr", " Dr")
 
     @classmethod
     def of(cls, pieces: Sequence[bytes | None], size: int) -> "TokenBytes":
         """From each token id's bytes (None for a special token such as <|endoftext|>), for a model
         with `size` logits (ids past the pieces are treated as special tokens)."""
-        blank = np.zeros(size, bool)
+        blank, ends_sentence, short_form = (np.zeros(size, bool) for _ in range(3))
         next_state = np.full((len(STATES), size), -1, np.int64)
         next_state[0] = 0  # plain ASCII and special tokens come only between characters
         for token, data in enumerate(pieces):
+            if data is not None:
+                ends_sentence[token] = bool(SENTENCE_END.search(data)) and data.strip().rstrip(b".") not in SHORT_FORMS
+                short_form[token] = data.strip() in SHORT_FORMS
             if data is None or data.isascii():
                 blank[token] = data is not None and not data.strip()
                 continue
             for state in range(len(STATES)):
                 next_state[state, token] = _after(state, data)
             blank[token] = next_state[0, token] != 0 or not data.decode("utf-8").strip()
-        return cls(blank, next_state, tuple(np.flatnonzero(row < 0) for row in next_state))
+        banned = tuple(np.flatnonzero(row < 0) for row in next_state)
+        return cls(blank, next_state, banned, ends_sentence, short_form)
 
 
 def _after(state: int, data: bytes) -> int:
@@ -183,8 +195,20 @@ class TokenChooser:
         self.reply: list[int] = []
         self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
 
+    def wraps_up(self) -> bool:
+        """True when the reply has reached --wrap-up tokens and ended a sentence, and so ends here (unless a
+        logit_bias of -100 forbids the end of turn)."""
+        rules, reply, wrap_up = self.token_bytes, self.reply, self.how.wrap_up
+        if rules is None or not wrap_up or len(reply) < wrap_up or not self.said:
+            return False
+        ends = rules.ends_sentence[reply[-1]] and not (len(reply) > 1 and rules.short_form[reply[-2]])
+        return bool(ends) and self.logit_bias.get(self.eot, 0) > -100
+
     def choose(self, logits: np.ndarray, rng: np.random.Generator) -> int:
         """The next token; remembers it as part of the reply."""
+        if self.wraps_up():
+            self.reply.append(self.eot)
+            return self.eot
         how, logits = self.how, logits.astype(np.float64)
         for token, bias in self.logit_bias.items():
             logits[token] += bias

@@ -1,5 +1,7 @@
 """The streaming sampler: the same tokens as transformers' generate under greedy decoding, and its sampling rules."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import TOKENIZER
@@ -98,6 +100,30 @@ def test_only_well_formed_characters_and_no_invisible_controls():
     assert rules.next_state[after_c2, 1] == -1 and rules.next_state[after_c2, 2] == 0  # U+0085 no, "©" yes
     assert rules.next_state[after_ed, 4] == -1 and rules.next_state[after_ed, 5] == 0  # a surrogate no, U+D7FF yes
     assert rules.next_state[0, 6] == -1  # an overlong form, which no UTF-8 text holds
+
+
+def test_a_long_reply_ends_with_its_sentence_but_not_at_a_title(tokenizer, gpt2_bytes):
+    eot = tokenizer.eos_token_id
+    words = tokenizer.encode(" Yes. Mr. Darcy is here. And then")
+    assert tokenizer.decode(words[2:4]) == " Mr."  # " Mr", "."
+
+    def reply(pick: TokenChooser) -> list[int]:  # the model goes on to the last word, then ends
+        steps = [favourites(len(tokenizer), [w, eot]) for w in words] + [favourites(len(tokenizer), [eot])]
+        out = []
+        for logits in steps:
+            out.append(pick.choose(logits, np.random.default_rng(0)))
+            if out[-1] == eot:
+                return out
+        return out
+
+    here = words.index(tokenizer.encode(" here")[0])
+    plain = ChatConfig(temperature=0, repetition_penalty=1.0, wrap_up=4)  # no penalty on the second "."
+    # from 4 tokens on, the reply ends with its sentence: not at "Mr." (token 4), but at "here."
+    assert reply(TokenChooser(plain, eot, [eot], {}, gpt2_bytes)) == words[: here + 2] + [eot]
+    never = replace(plain, wrap_up=0)  # 0: a reply ends only where the model ends it
+    assert reply(TokenChooser(never, eot, [eot], {}, gpt2_bytes)) == words + [eot]
+    banned = reply(TokenChooser(plain, eot, [eot], {eot: -100.0}, gpt2_bytes))
+    assert banned[: len(words)] == words and eot not in banned  # a banned end of turn stays banned
 
 
 def favourites(size: int, ranked: list[int]) -> np.ndarray:
