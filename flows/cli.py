@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", default=V.api_key, help="require 'Authorization: Bearer KEY' (or $AUTHORBOT_API_KEY)"
     )
     serve.add_argument("--cors", default=V.cors, metavar="ORIGIN", help="let pages from this origin call the API")
-    serve.add_argument("--queue-size", type=int, default=V.queue_size, help="requests at once (%(default)s)")
+    serve.add_argument("--queue-size", type=int, default=V.queue_size, help="replies at once (%(default)s)")
     _add_chat_flags(serve, seed=True, prompts=False)
     serve.set_defaults(run=cmd_serve)
     evaluate = commands.add_parser(

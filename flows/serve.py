@@ -34,6 +34,7 @@ from tasks.examples import Layout, Turn
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("chat.html")
+MAX_CHOICES = 8  # replies one request may ask for (OpenAI's n); they are sampled one after another
 MAX_BODY = 1_000_000  # bytes of one request
 RETRY_AFTER = 2  # seconds a client is told to wait when the queue is full
 
@@ -63,7 +64,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     seed: int | None = None
     stop: StrictStr | list[StrictStr] | None = None
-    n: int = Field(1, ge=1, le=1)
+    n: int = Field(1, ge=1, le=MAX_CHOICES)
     logit_bias: dict[str, float] | None = None
     top_k: int | None = Field(None, ge=0)  # authorbot's own
     repetition_penalty: float | None = Field(None, ge=1)  # authorbot's own
@@ -120,13 +121,14 @@ class Engine:
         threading.Thread(target=self._work, name="sampler", daemon=True).start()
         self.ready.set()
 
-    def submit(self, job: Job) -> bool:
-        """Queue a job; False when the queue is full."""
+    def submit(self, jobs: list[Job]) -> bool:
+        """Queue a request's jobs, all or none; False when the queue has no room for them all."""
         with self._lock:
-            if self.pending >= self.queue_size:
+            if self.pending + len(jobs) > self.queue_size:
                 return False
-            self.pending += 1
-        self.jobs.put(job)
+            self.pending += len(jobs)
+        for job in jobs:
+            self.jobs.put(job)
         return True
 
     def _work(self) -> None:
@@ -242,24 +244,31 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
             raise ApiError(
                 404, f"model {req.model!r} is not served here; this server has {name!r}", "model", "model_not_found"
             )
+        if req.n > engine.queue_size:
+            raise ApiError(400, f"n {req.n}: more replies than this server's --queue-size {engine.queue_size}", "n")
         history, speaker = _history(req, engine)
-        job = Job(
-            history, speaker, _sampling(req, engine), _rng(req), _logit_bias(req, engine), asyncio.get_running_loop()
-        )
-        if not engine.submit(job):
+        sampling, bias, loop = _sampling(req, engine), _logit_bias(req, engine), asyncio.get_running_loop()
+        jobs = [Job(history, speaker, sampling, rng, bias, loop) for rng in _rngs(req)]
+        if not engine.submit(jobs):
             headers = {"Retry-After": str(RETRY_AFTER)}
             return ApiError(503, "the bot is busy: too many requests waiting; try again shortly").response(headers)
         stops = [req.stop] if isinstance(req.stop, str) else req.stop or []
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         usage_wanted = bool((req.stream_options or {}).get("include_usage"))
         if req.stream:
-            events = _events(job, StopFilter(stops), reply_id, created, name, usage_wanted)
+            events = _events(jobs, stops, reply_id, created, name, usage_wanted)
             return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        text, reason, usage = await _collect(job, StopFilter(stops))
-        message = {"role": "assistant", "content": text}
-        choice = {"index": 0, "message": message, "finish_reason": reason}
+        try:
+            replies = [await _collect(job, StopFilter(stops)) for job in jobs]
+        finally:
+            for job in jobs:
+                job.cancelled.set()  # a client gone before the last reply: the worker skips the rest
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
+            for i, (text, reason, _) in enumerate(replies)
+        ]
         body = {"id": reply_id, "object": "chat.completion", "created": created, "model": name}
-        return {**body, "choices": [choice], "usage": usage}
+        return {**body, "choices": choices, "usage": _usage(counts for _, _, counts in replies)}
 
     return app
 
@@ -316,8 +325,18 @@ def _sampling(req: ChatRequest, engine: Engine) -> ChatConfig:
         raise ApiError(400, str(exc)) from None
 
 
-def _rng(req: ChatRequest) -> np.random.Generator:
-    return np.random.default_rng(req.seed if req.seed is not None else None)
+def _rngs(req: ChatRequest) -> list[np.random.Generator]:
+    """One per reply asked for (n); with a seed, the first draws as a request for one reply does."""
+    if req.seed is None:
+        return [np.random.default_rng() for _ in range(req.n)]
+    return [np.random.default_rng(req.seed if i == 0 else [req.seed, i]) for i in range(req.n)]
+
+
+def _usage(counts) -> dict:
+    """OpenAI's usage of a request from each reply's (prompt tokens, completion tokens): the prompt once."""
+    counts = list(counts)
+    prompt, completion = counts[0][0], sum(c for _, c in counts)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _logit_bias(req: ChatRequest, engine: Engine) -> dict[int, float]:
@@ -331,7 +350,8 @@ def _logit_bias(req: ChatRequest, engine: Engine) -> dict[int, float]:
 
 
 async def _pieces(job: Job, stops: StopFilter):
-    """(text, None) pieces, then (None, (finish_reason, usage)); a stop string ends the reply early."""
+    """(text, None) pieces, then (None, (finish_reason, (prompt tokens, completion tokens))); a stop string
+    ends the reply early."""
     stopped = False
     while True:
         item = await job.pieces.get()
@@ -339,8 +359,7 @@ async def _pieces(job: Job, stops: StopFilter):
             reason, prompt, completion = item
             if not stopped and stops.held:
                 yield stops.held, None
-            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-            yield None, ("stop" if stopped else reason, usage)
+            yield None, ("stop" if stopped else reason, (prompt, completion))
             return
         if stopped:
             continue  # the worker stops at its next token
@@ -351,7 +370,7 @@ async def _pieces(job: Job, stops: StopFilter):
             yield text, None
 
 
-async def _collect(job: Job, stops: StopFilter) -> tuple[str, str, dict]:
+async def _collect(job: Job, stops: StopFilter) -> tuple[str, str, tuple[int, int]]:
     parts = []
     async for text, end in _pieces(job, stops):
         if end:
@@ -360,26 +379,35 @@ async def _collect(job: Job, stops: StopFilter) -> tuple[str, str, dict]:
     raise AssertionError("a reply always ends")
 
 
-async def _events(job: Job, stops: StopFilter, reply_id: str, created: int, name: str, usage_wanted: bool):
-    """Server-sent events in OpenAI's chunk format, then [DONE]; a client that leaves cancels the job."""
+async def _events(jobs: list[Job], stops: list[str], reply_id: str, created: int, name: str, usage_wanted: bool):
+    """Server-sent events in OpenAI's chunk format, each reply's in turn (its index in every chunk), then
+    the usage if asked for (a chunk with no choices, as OpenAI sends it) and [DONE]; a client that leaves
+    cancels the jobs."""
 
-    def chunk(delta: dict, reason: str | None = None, **extra) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": reason}
+    def chunk(choices: list[dict], **extra) -> str:
         body = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": name}
         # ASCII only: a raw U+0085 or U+2028 in a reply would end the line for splitters like httpx's
-        return f"data: {json.dumps({**body, 'choices': [choice], **extra})}\n\n"
+        return f"data: {json.dumps({**body, 'choices': choices, **extra})}\n\n"
 
+    def delta(index: int, content: dict, reason: str | None = None) -> str:
+        return chunk([{"index": index, "delta": content, "finish_reason": reason}])
+
+    counts = []
     try:
-        yield chunk({"role": "assistant", "content": ""})
-        async for text, end in _pieces(job, stops):
-            if end:
-                reason, usage = end
-                yield chunk({}, reason, **({"usage": usage} if usage_wanted else {}))
-                yield "data: [DONE]\n\n"
-                return
-            yield chunk({"content": text})
+        for index, job in enumerate(jobs):
+            yield delta(index, {"role": "assistant", "content": ""})
+            async for text, end in _pieces(job, StopFilter(stops)):
+                if end:
+                    counts.append(end[1])
+                    yield delta(index, {}, end[0])
+                else:
+                    yield delta(index, {"content": text})
+        if usage_wanted:
+            yield chunk([], usage=_usage(counts))
+        yield "data: [DONE]\n\n"
     finally:
-        job.cancelled.set()  # gone mid-reply (or done): the worker stops at its next token
+        for job in jobs:
+            job.cancelled.set()  # gone mid-reply (or done): the worker stops at its next token
 
 
 def check_port(host: str, port: int) -> None:

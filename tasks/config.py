@@ -198,7 +198,7 @@ class ServeConfig:
     port: int = 8000
     api_key: str = ""  # when set, the API needs "Authorization: Bearer KEY" (or set $AUTHORBOT_API_KEY)
     cors: str = ""  # one origin whose pages may call the API (CORS off when empty)
-    queue_size: int = 16  # requests being answered or waiting; one more gets 503 and Retry-After
+    queue_size: int = 16  # replies being sampled or waiting (a request for n takes n); one more gets 503
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

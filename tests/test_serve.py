@@ -50,6 +50,23 @@ def test_a_plain_and_a_streamed_completion_through_the_openai_client(client):
     assert long.choices[0].finish_reason == "length" and long.usage.completion_tokens == 7
 
 
+def test_n_replies_to_one_request_plain_and_streamed(client):
+    common = dict(model="austen", messages=ask("Shall we dance?"), max_tokens=12, seed=3, logit_bias=ENDLESS)
+    one = client.chat.completions.create(**common)
+    three = client.chat.completions.create(**common, n=3)
+    texts = [c.message.content for c in three.choices]
+    assert [c.index for c in three.choices] == [0, 1, 2] and texts[0] == one.choices[0].message.content
+    assert len(set(texts)) == 3  # each reply its own draw
+    assert three.usage.prompt_tokens == one.usage.prompt_tokens and three.usage.completion_tokens == 3 * 12
+
+    chunks = list(client.chat.completions.create(**common, n=3, stream=True, stream_options={"include_usage": True}))
+    streamed = ["", "", ""]
+    for c in chunks[:-1]:
+        streamed[c.choices[0].index] += c.choices[0].delta.content or ""
+    assert streamed == texts  # the same seed, the same three replies
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3 * 12
+
+
 def test_messages_speak_under_their_names_and_the_bot_as_its_last_assistants(client):
     def prompt_tokens(messages: list[dict]) -> int:
         reply = client.chat.completions.create(model="austen", messages=messages, max_tokens=2)
@@ -104,6 +121,7 @@ def test_bad_requests_get_openai_errors_and_no_traceback(server, client):
         (json.dumps({"messages": ask("Hi"), "max_tokens": "many"}).encode(), 400, "max_tokens"),
         (json.dumps({"messages": ask("Hi"), "max_tokens": 10**9}).encode(), 400, "max_tokens"),
         (json.dumps({"messages": ask("Hi"), "temperature": -1}).encode(), 400, "temperature"),
+        (json.dumps({"messages": ask("Hi"), "n": 9}).encode(), 400, "n"),
         (json.dumps({"messages": ask("x" * 2_000_000)}).encode(), 413, None),
     ]
     for body, status, param in cases:
