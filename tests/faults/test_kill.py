@@ -25,7 +25,7 @@ def command(mirror_url: str, tmp_path, name: str) -> list[str]:
         sys.executable, "-m", "flows.cli", "run",
         "--author", "Jane Austen", "--mirror", mirror_url, "--max-books", "1", "--request-delay", "0",
         "--model", "scratch:tiny", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
-        "--epochs", "2", "--max-pairs", "200", "--checkpoint-every", "4", "--max-new-tokens", "16",
+        "--epochs", "2", "--max-pairs", "200", "--checkpoint-every", "12", "--max-new-tokens", "16",
         "--max-responses", "30", "--ranked", "10", "--samples", "3",  # a small evaluation: it is tested elsewhere
         "--data-dir", str(tmp_path / f"{name}-data"), "--out", str(tmp_path / f"{name}-out"),
     ]  # fmt: skip
