@@ -2,7 +2,8 @@
 
 A conversation ends at a chapter or scene break, or when more than `max_gap` characters of
 narration separate two utterances. Two utterances of one speaker turn (see Utterance.turn), or two
-that the text gives to the same named speaker, are one speaker going on, never a pair.
+that the text gives to the same named speaker, are one speaker going on, never a pair; nor are two
+quotes side by side in one paragraph that the text does not give to two named speakers.
 """
 
 import logging
@@ -18,6 +19,11 @@ from tasks.config import CorpusConfig
 from tasks.tables import PAIRS, StoredFile, Utterance, utterances_from_table, write_table
 
 log = logging.getLogger(__name__)
+# Quotes of one paragraph this close (a closing mark, a space, an opening one) are side by side with no
+# narration between: a crowd's cries or one speaker's, not an exchange, unless the text names both. An
+# exchange inside a paragraph is told by narration ('..." he suggested to her, who replied: "...'). On the
+# PDNC novels, 33 such pairs were 6% right.
+JUXTAPOSED = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +43,10 @@ def same_conversation(a: Utterance, b: Utterance, max_gap: int) -> bool:
 
 
 def is_reply(a: Utterance, b: Utterance) -> bool:
-    """True when b answers a rather than continuing a's speech."""
-    return a.turn != b.turn and not (a.speaker and a.speaker == b.speaker)
+    """True when b answers a rather than continuing a's speech (or joining a crowd's cries)."""
+    if a.turn == b.turn or a.speaker and a.speaker == b.speaker:
+        return False
+    return not (a.paragraph == b.paragraph and b.start - a.end <= JUXTAPOSED) or bool(a.speaker and b.speaker)
 
 
 def pair_utterances(utterances: list[Utterance], max_gap: int = CorpusConfig.max_gap) -> list[Pair]:

@@ -171,6 +171,18 @@ def test_the_same_named_speaker_going_on_is_one_speech_not_a_pair():  # Alice, c
     ]
 
 
+def test_unnamed_quotes_side_by_side_are_not_an_exchange():  # Oliver Twist, chapter 10: the crowd
+    passage = (
+        "Stopped at last! A clever blow. He is down upon the pavement; and the\ncrowd eagerly gather round him: "
+        'each new comer, jostling and struggling\nwith the others to catch a glimpse. "Stand aside!" "Give him a '
+        'little\nair!" "Nonsense! he don\'t deserve it." "Where\'s the gentleman?" "Here\nhis is, coming down the '
+        'street." "Make room there for the gentleman!"\n"Is this the boy, sir!" "Yes."\n\n'
+    )
+    utterances = extract_utterances(passage)
+    assert len({u.turn for u in utterances}) == 8 and not any(u.speaker for u in utterances)  # eight voices
+    assert pair_utterances(utterances) == []  # (below, narration between tells of a reply in the paragraph)
+
+
 def test_each_quote_gets_the_attribution_nearest_it():  # Winnie-the-Pooh; A Room with a View; Oliver Twist
     utterances = extract_utterances(
         'Christopher Robin whispered to\nRabbit, and Rabbit said "Yes, yes, of course," and they walked.\n\n'
@@ -253,7 +265,7 @@ def test_pdnc_scores_in_each_quoting_style(style):
     # a guard against regressions, a little under today's scores (README); the reference extractor
     # scores 0.92 F1, 0.83 pair precision, 0.78 pair recall (0.91, 0.83, 0.76 in single quotes)
     assert statistics.mean(s.f1 for s in scores) >= 0.95
-    assert statistics.mean(s.pair_precision for s in scores) >= 0.855
+    assert statistics.mean(s.pair_precision for s in scores) >= 0.86
     assert statistics.mean(s.pair_recall for s in scores) >= 0.90  # the issue's target
 
 
