@@ -13,11 +13,11 @@ Each token is then chosen in numpy from the logits: a bias per token (OpenAI's l
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
 context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
 space, a line break or part of a character is nothing), temperature, top-k and top-p; and once a
-reply is --wrap-up tokens long, it ends with its next sentence. Temperature 0
-is greedy. GPT-2's tokens are bytes, and a character outside ASCII can take several: after the
-first bytes of one, only the bytes that finish it as well-formed UTF-8 may come, and a byte that
-continues nothing never does, so a reply holds no broken character (no U+FFFD), nor the invisible
-controls U+0080 to U+009F; its turn ends only between characters.
+reply is --wrap-up tokens long, it ends with its sentence. Temperature 0 is greedy. GPT-2's tokens
+are bytes, and a character outside ASCII can take several: after the first bytes of one, only the
+bytes that finish it as well-formed UTF-8 may come, and a byte that continues nothing never does,
+so a reply holds no broken character (no U+FFFD), nor the invisible controls U+0080 to U+009F; its
+turn ends only between characters.
 """
 
 import re
