@@ -55,7 +55,8 @@ def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(pr
             "request_delay": "0",
             "model": "scratch:tiny",
             "tokenizer": str(SHARED / "gpt2-tokenizer"),
-            "epochs": "1",
+            "epochs": "2",
+            "prose_epochs": "0",  # (the kill test runs a scratch model's default prose epoch; here, its time)
             "max_pairs": "60",
             "max_new_tokens": "8",
             "max_responses": "30",
@@ -108,5 +109,6 @@ def test_scheduled_deployment_runs_on_a_worker_with_named_tasks_and_artifacts(pr
         entry["message"] for entry in api_filter(api, "logs", {"logs": {"flow_run_id": {"any_": [run_id]}}})
     )
     assert "1 of 8 catalogued books to fetch" in logs
-    assert "epoch 1 (prose): train loss" in logs and "epoch 2 (dialogue): train loss" in logs  # a scratch model's
+    assert "epoch 1 (dialogue): train loss" in logs and "epoch 2 (dialogue): train loss" in logs
+    assert "(prose)" not in logs  # the parameter reached the training through the deployment
     assert (tmp_path / "out/model/tf_model.h5").is_file()
