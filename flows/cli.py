@@ -298,18 +298,18 @@ def _read_book_file(path: Path) -> str:
     return text
 
 
-def _utterances(path: Path) -> tuple[str, list]:
-    """The text of a book file and its utterances, with who speaks them."""
+def _dialogue(path: Path) -> tuple[list, list]:
+    """A book file's utterances, with who speaks them, and its cast."""
     from tasks.characters import speakers_of
     from tasks.dialogue import extract_utterances
 
     text = _read_book_file(path)
-    utterances = speakers_of(text, extract_utterances(text))
+    utterances, cast = speakers_of(text, extract_utterances(text))
     if not utterances:
         raise ExtractionError(
             f"{path}: no dialogue found (no quoted speech, dash-opened lines or play headings); is it a novel?"
         )
-    return text, utterances
+    return utterances, cast
 
 
 def _print_cast(title: str, cast: list) -> None:
@@ -335,13 +335,13 @@ def _print_trained_cast(model_dir: Path) -> None:
 
 
 def cmd_characters(args: argparse.Namespace) -> None:
-    from tasks.characters import cast_from_table, find_cast
+    from tasks.characters import cast_from_table
 
     if args.file is not None and args.file.is_dir():
         _print_trained_cast(args.file)
         return
     if args.file is not None:
-        _print_cast(str(args.file), find_cast(*_utterances(args.file)))
+        _print_cast(str(args.file), _dialogue(args.file)[1])
         return
     cfg = _corpus_config(args)
     _flow_server(args)
@@ -355,14 +355,15 @@ def cmd_characters(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    for u in _utterances(args.file)[1]:
+    for u in _dialogue(args.file)[0]:
         print(json.dumps(dataclasses.asdict(u), ensure_ascii=False))
 
 
 def cmd_pairs(args: argparse.Namespace) -> None:
+    from tasks.characters import canonical_speakers
     from tasks.pairing import pair_utterances
 
-    for p in pair_utterances(_utterances(args.file)[1], args.max_gap):
+    for p in pair_utterances(canonical_speakers(*_dialogue(args.file)), args.max_gap):
         print(json.dumps(dataclasses.asdict(p), ensure_ascii=False))
 
 

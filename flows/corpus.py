@@ -1,6 +1,6 @@
 """The dataset flow: an author's name (or book ids) in, a checked dialogue dataset out.
 
-find books -> download -> extract utterances and speakers -> the cast -> pair -> validate and export.
+find books -> download -> extract utterances, the cast and who speaks -> pair -> validate and export.
 Every step writes Parquet under data_dir and is cached by its real inputs and code, so a run
 repeated, or restarted after a failure, fetches and recomputes nothing it already has.
 """
@@ -15,9 +15,8 @@ from prefect.runtime import flow_run
 
 from tasks.cache import dataset_lock, run_intact
 from tasks.catalog import fetch_catalog_task, select_books
-from tasks.characters import find_characters_task
 from tasks.config import CorpusConfig, config_from, dataset_name
-from tasks.dialogue import extract_utterances_task
+from tasks.dialogue import extract_dialogue_task
 from tasks.errors import DownloadError, ExtractionError, InvalidDataError
 from tasks.gutenberg import HttpPolicy, download_book_task
 from tasks.pairing import pair_utterances_task
@@ -111,32 +110,21 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
             "check the mirror or the book ids"
         )
 
-    # 3. Extract utterances and who speaks them, find the cast, and pair them, book by book.
+    # 3. Extract utterances, the cast and who speaks, and pair them, book by book.
     pair_tables = []
     for book_id, (entry, stored) in books.items():
         try:
-            utterances = run_intact(
-                extract_utterances_task,
-                book_id=book_id,
-                book=stored,
-                out_dir=cfg.data_dir / "02_utterances",
-                title=entry.title,
+            dialogue = run_intact(
+                extract_dialogue_task, book_id=book_id, book=stored, data_dir=cfg.data_dir, title=entry.title
             )
         except ExtractionError as exc:
             log.warning("skipping %s", exc)
             continue
-        characters = run_intact(
-            find_characters_task,
-            book_id=book_id,
-            book=stored,
-            utterances=utterances,
-            out_dir=cfg.data_dir / "02_characters",
-        )
         pairs = run_intact(
             pair_utterances_task,
             book_id=book_id,
-            utterances=utterances,
-            characters=characters,
+            utterances=dialogue.utterances,
+            characters=dialogue.characters,
             max_gap=cfg.max_gap,
             out_dir=cfg.data_dir / "03_pairs",
         )

@@ -42,11 +42,14 @@ PARQUET_INPUTS = INPUTS + ModuleSource()
 
 
 def run_intact(task: Task, **kwargs: Any) -> Any:
-    """Run a task that returns a StoredFile (or None); rebuild once if its cached file is not intact."""
+    """Run a task that returns a StoredFile, a dataclass holding some (tables.BookDialogue) or None;
+    rebuild once if a cached file is not intact."""
     stored = task(**kwargs)
-    if stored is None or stored.intact():
+    held = [stored] if isinstance(stored, tables.StoredFile) else vars(stored).values() if stored else []
+    broken = [f.path for f in held if isinstance(f, tables.StoredFile) and not f.intact()]
+    if not broken:
         return stored
-    log.warning("%s: cached file is missing or changed; rebuilding it", stored.path)
+    log.warning("%s: cached file is missing or changed; rebuilding it", broken[0])
     return task.with_options(refresh_cache=True)(**kwargs)
 
 

@@ -45,7 +45,7 @@ from tasks.attribution import (
 from tasks.cache import ModuleSource
 from tasks.characters import speakers_of
 from tasks.errors import ExtractionError
-from tasks.tables import BOOKS, UTTERANCES, StoredFile, Utterance, read_table, write_table
+from tasks.tables import BOOKS, CHARACTERS, UTTERANCES, BookDialogue, StoredFile, Utterance, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -613,18 +613,22 @@ def _recurring_roles(utterances: list[Utterance]) -> list[Utterance]:
 
 
 @task(
-    name="extract-utterances",
+    name="extract-dialogue",
     task_run_name="extract-{book_id}-{title}",
     cache_policy=INPUTS + ModuleSource(modules=("tasks.attribution", "tasks.speakers", "tasks.characters")),
     persist_result=True,
 )
-def extract_utterances_task(book_id: int, book: StoredFile, out_dir: Path, title: str = "") -> StoredFile:
-    """02_utterances/<book_id>.parquet (UTTERANCES)."""
+def extract_dialogue_task(book_id: int, book: StoredFile, data_dir: Path, title: str = "") -> BookDialogue:
+    """02_utterances/<book_id>.parquet (UTTERANCES) and 02_characters/<book_id>.parquet (CHARACTERS)."""
     row = read_table(book.path, BOOKS).iloc[0]
-    utterances = speakers_of(row["text"], extract_utterances(row["text"], book_id))
+    utterances, cast = speakers_of(row["text"], extract_utterances(row["text"], book_id), book_id)
     if not utterances:
         raise ExtractionError(
             f"book {book_id} ({row['title'] or 'untitled'}): no dialogue found; it may be a book without quoted speech"
         )
-    log.info("book %d: %d utterances", book_id, len(utterances))
-    return write_table(utterances, out_dir / f"{book_id}.parquet", UTTERANCES)
+    top = ", ".join(f"{c.character} ({c.utterances})" for c in cast[:5])
+    log.info("book %d: %d utterances, %d characters; most lines: %s", book_id, len(utterances), len(cast), top)
+    return BookDialogue(
+        write_table(utterances, data_dir / "02_utterances" / f"{book_id}.parquet", UTTERANCES),
+        write_table(cast, data_dir / "02_characters" / f"{book_id}.parquet", CHARACTERS),
+    )

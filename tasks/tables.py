@@ -122,6 +122,14 @@ class StoredFile:
         return self.path.is_file() and file_sha256(self.path) == self.sha256
 
 
+@dataclass(frozen=True)
+class BookDialogue:
+    """What step 2 writes for a book: its utterances, with who speaks them, and its cast."""
+
+    utterances: StoredFile  # UTTERANCES
+    characters: StoredFile  # CHARACTERS
+
+
 def stored_file(path: Path) -> StoredFile:
     """A file already written, with the hash of its bytes as they are now."""
     return StoredFile(path, file_sha256(path))

@@ -50,9 +50,6 @@ class CheckedDataset:
     def path(self) -> Path:
         return self.table.path
 
-    def intact(self) -> bool:
-        return self.table.intact()
-
 
 def is_garbled(text: str) -> bool:
     """True for text with replacement or control characters, or too few letters to be speech."""

@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import GUTENBERG, PDNC, ROOT
 
-from tasks.characters import canonical_speakers, find_cast, speakers_of
+from tasks.characters import canonical_speakers, speakers_of
 from tasks.dialogue import extract_utterances
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
@@ -17,8 +17,8 @@ from tasks.pdnc import load_novel
 def pride():
     raw = (GUTENBERG / "cache/epub/1342/pg1342.txt").read_bytes()
     text = strip_boilerplate(decode_text(raw, "utf-8", "pg1342"))
-    utterances = speakers_of(text, extract_utterances(text, 1342))
-    return text, utterances, {c.character: c for c in find_cast(text, utterances, 1342)}
+    utterances, cast = speakers_of(text, extract_utterances(text, 1342), 1342)
+    return text, utterances, {c.character: c for c in cast}
 
 
 def test_the_bennets_and_mr_darcy_are_four_characters(pride):
@@ -65,8 +65,8 @@ def test_the_characters_command_lists_a_file_s_cast(tmp_path):
 
 def test_a_recurring_role_is_a_character_and_a_description_is_not():
     text, _ = load_novel(PDNC / "OliverTwist")
-    utterances = speakers_of(text, extract_utterances(text))
-    cast = {c.character: c for c in find_cast(text, utterances)}
+    utterances, cast = speakers_of(text, extract_utterances(text))
+    cast = {c.character: c for c in cast}
     # "said the doctor" dozens of times: a character of the book (PDNC lists "The Doctor" too)
     assert cast["the doctor"].gender == "M" and cast["the doctor"].utterances > 30
     assert cast["the matron"].gender == "F"

@@ -253,7 +253,7 @@ def test_pdnc_scores_in_each_quoting_style(style):
         utterances = extract_utterances(text)
         scores.append(score(utterances, pair_utterances(utterances), gold))
         speakers.append(speaker_precision(utterances, gold, aliases)[0])
-        named = speakers_of(text, utterances)  # the speaker sieve, as the pipeline runs it
+        named = speakers_of(text, utterances)[0]  # the speaker sieve, as the pipeline runs it
         sieve.append(speaker_precision(named, gold, aliases)[0])
         accuracy.append(speaker_accuracy(named, gold, aliases))
     assert statistics.mean(speakers) >= 0.97  # a speaker the attribution names is nearly always the annotated one
