@@ -181,7 +181,7 @@ ACTING_PRONOUN = r"(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)"
 # ("but Mr. Collins, much offended, laid aside his book, and said,": after a conjunction, and an aside)
 ACTOR = re.compile(
     rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:{ACTING_PRONOUN}\b|(?P<name>{NAME}))"
-    rf"(?:,[^,.;:!?\"“”]{{1,40}},)?\s+(?:[a-z]+ly\s+)?(?!{LISTENS})[a-z]+"
+    rf"(?:,[^,.;:!?\"“”]{{1,60}},)?\s+(?:[a-z]+ly\s+)?(?!{LISTENS})[a-z]+"
 )
 # ... or later in it, the last subject with a verb after it: "While he talked to Isabella, however, Emma
 # found an opportunity of saying,", "and soon afterwards Mr. Darcy, drawing near Elizabeth, said to her--",
@@ -232,11 +232,13 @@ def subject_before(narration: str) -> str:
     return actor_of(sentence) if whole else last_actor(sentence)
 
 
-# After a speech that ends with a comma, a name and a verb in the past are its attribution whatever the verb:
-# '"..., one season," Mrs. Archer conceded.', '"...," feebly reiterated Matthew.'
-TAG = re.compile(
-    rf"\s*(?:(?P<name>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+ed\b|(?:[a-z]+ly\s+)?[a-z]+ed\s+(?P<after>{NAME})\b(?!['’]s))"
-)
+# After any speech, a verb in the past and a name after it are its attribution whatever the verb:
+# '"He'll murder me!" blubbered Noah.', '"...," feebly reiterated Matthew.'
+INVERTED = rf"(?:[a-z]+ly\s+)?[a-z]+ed\s+(?P<after>{NAME})\b(?!['’]s)"
+INVERTED_TAG = re.compile(rf"\s*{INVERTED}")
+# ... and after one that ends with a comma, "!", "?" or a dash, a name and a verb in the past too:
+# '"..., one season," Mrs. Archer conceded.', '"I wonder which floor--?" Dallas conjectured;'
+TAG = re.compile(rf"\s*(?:(?P<name>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+ed\b|{INVERTED})")
 # '"Not much wonder!" was Marilla's response.', "was Mrs. Weston's parting question", "was Emma's
 # conclusion", "was the firm reply of Mr. Limbkins": whoever the speech is said to belong to said it
 NAMED_REPLY = re.compile(
@@ -246,14 +248,14 @@ NAMED_REPLY = re.compile(
 )
 
 
-def attribute(after: str, lead_in: str, comma: bool = False) -> tuple[str, str]:
+def attribute(after: str, lead_in: str, open_end: bool = False) -> tuple[str, str]:
     """(speaker, subject) of a quote from the attribution after it ("said Elizabeth", "she said") or the
     one leading into it ("and Rabbit said "): the name ("" for a pronoun), and whom it names, pronouns too.
-    comma: the quote ends with one, so a name and any verb after it attribute it (TAG)."""
+    open_end: the quote ends with a comma, "!", "?" or a dash, so a name and any verb after it attribute it (TAG)."""
     subject = find_subject(after)
     if speaker := name_in(subject):
         return speaker, subject
-    tag = not subject and (NAMED_REPLY.match(after) or comma and TAG.match(after))
+    tag = not subject and (NAMED_REPLY.match(after) or (TAG if open_end else INVERTED_TAG).match(after))
     if tag and (speaker := name_in(named := next(g for g in tag.groups() if g))):
         return speaker, named
     lead_subject = subject_before(lead_in)

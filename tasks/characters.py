@@ -79,13 +79,16 @@ def _at_word_starts(pattern: re.Pattern, text: str) -> Iterator[re.Match]:
             yield match
 
 
-def _pronoun_gender(text: str, names: list[str]) -> dict[str, str]:
-    """Per name, the gender the pronouns right after it in the text agree on ("" where they do not)."""
-    if not names:
+def _pronoun_gender(text: str, names: list[str], wanted: set[str]) -> dict[str, str]:
+    """Per wanted name, the gender the pronouns right after it in the text agree on ("" where they do not).
+    names: the whole cast's, so that "Miss Bingley" is read as hers, not as Bingley's."""
+    if not wanted:
         return {}
     counts: dict[str, Counter] = {}
     pattern = re.compile(rf"({alternation('|'.join(names))})\b([^.!?;\"“”]{{0,80}})")
     for match in _at_word_starts(pattern, text):
+        if match.group(1) not in wanted:
+            continue
         pronoun = PRONOUN.search(match.group(2))  # the first pronoun after the name
         if pronoun:
             counts.setdefault(match.group(1), Counter())["M" if pronoun.group(1) else "F"] += 1
@@ -139,8 +142,8 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[
     for name in ordered:
         members.setdefault(home[name], []).append(name)
     # pronouns give a gender only to the characters no title gives one (the costliest search here)
-    untitled = [aliases for aliases in members.values() if not any(map(_title_gender, aliases))]
-    pronouns = _pronoun_gender(text, sorted(a for aliases in untitled for a in aliases))
+    untitled = {a for aliases in members.values() if not any(map(_title_gender, aliases)) for a in aliases}
+    pronouns = _pronoun_gender(text, sorted(names), untitled)
     cast = []
     for aliases in members.values():
         canonical = _canonical(aliases)

@@ -453,7 +453,7 @@ def _speeches_of_paragraph(
                 if opens_paragraph:
                     lead_in = introduction
                 before = lead_in[-60:] + " "
-                speaker, subject = attribute(after, lead_in, text[group[0][1] - 1] == ",")
+                speaker, subject = attribute(after, lead_in, text[group[0][1] - 1] in ",!?-")
                 said = bool(speaker)
                 if not speaker and k == 0 and not opens_paragraph and not _is_quoted_word(text, *group[0]):
                     speaker = beat_speaker(lead_in)  # the paragraph's own action beat, not the one before

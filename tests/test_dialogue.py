@@ -213,15 +213,26 @@ def test_a_name_and_any_verb_after_a_comma_or_a_named_reply_attribute_a_quote():
     utterances = extract_utterances(
         '"Ah, well, Boston is more conservative than New York," Mrs. Archer conceded.\n\n'
         '"Well now, she\'s such a little thing," feebly reiterated Matthew.\n\n'
+        '"I wonder which floor--?" Dallas conjectured; and moving toward the porte-cochere he looked in.\n\n'
+        '"He\'ll murder me!" blubbered Noah. "Charlotte! missis!"\n\n'  # Oliver Twist: a verb before the name
         '"Not much wonder! Such silly doings!" was Marilla\'s response.\n\n'
         '"Three pound fifteen." "Not a farthing more," was the firm reply of Mr. Limbkins.\n\n'  # Oliver Twist
         '"Then stay," interjected Matthew\'s sister.\n\n'  # a possessive: someone else, unnamed
         '"Mother doesn\'t think her simple." Janey looked at her brother.\n'  # no comma: an action, not a tag
     )
-    assert [u.speaker for u in utterances] == ["Mrs. Archer", "Matthew", "Marilla", "", "Mr. Limbkins", "", ""]
-    # the subject of the sentence that introduces a quote, after a conjunction and an aside (P&P, chapter 14)
-    passage = "Lydia was bid to hold her tongue; but Mr. Collins, much offended, laid aside his book, and said,"
-    assert [u.speaker for u in extract_utterances(passage + '\n\n"I have often observed it."\n')] == ["Mr. Collins"]
+    assert [u.speaker for u in utterances] == [
+        *("Mrs. Archer", "Matthew", "Dallas", "Noah", "Marilla", "", "Mr. Limbkins", "", "")
+    ]
+    # the subject of the sentence that introduces a quote, after a conjunction and an aside (P&P, chapter 14;
+    # A Room with a View, chapter 8)
+    for passage, speaker in [
+        (
+            "Lydia was bid to hold her tongue; but Mr. Collins, much offended, laid aside his book, and said,",
+            "Mr. Collins",
+        ),
+        ("Lucy, from a cowardly wish to improve the situation, said:", "Lucy"),
+    ]:
+        assert [u.speaker for u in extract_utterances(passage + '\n\n"I have often observed it."\n')] == [speaker]
 
 
 def test_a_name_with_an_epithet_is_named_and_two_of_them_are_not():  # Anne; Oliver Twist; Emma
