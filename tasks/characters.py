@@ -25,6 +25,31 @@ FEMALE_TITLES = {"mrs", "miss", "ms", "lady", "aunt", "mother", "madame", "mme",
 TITLES = MALE_TITLES | FEMALE_TITLES | {"dr", "the"}
 PRONOUN = re.compile(r"\b(?:(he|his|him|himself)|she|her|hers|herself)\b")  # group 1: a man's
 PRONOUN_AGREEMENT = 0.75  # share of the pronouns after a name that must agree to give it a gender
+# Common English pet names, to the given name they stand for
+PET_NAMES = {
+    **dict.fromkeys(["lizzy", "lizzie", "liz", "eliza", "beth", "betsy", "betty", "bess", "bessie"], "elizabeth"),
+    **dict.fromkeys(["meg", "maggie", "peggy", "madge"], "margaret"),
+    **dict.fromkeys(["kitty", "kate", "katie"], "catherine"),
+    **dict.fromkeys(["molly", "polly"], "mary"),
+    **dict.fromkeys(["harry", "hal"], "henry"),
+    **dict.fromkeys(["jack", "johnny"], "john"),
+    **dict.fromkeys(["will", "willy", "bill", "billy"], "william"),
+    **dict.fromkeys(["bob", "bobby", "rob"], "robert"),
+    **dict.fromkeys(["dick", "dickon"], "richard"),
+    **dict.fromkeys(["ned", "ted", "teddy"], "edward"),
+    **dict.fromkeys(["tom", "tommy"], "thomas"),
+    **dict.fromkeys(["jim", "jem", "jimmy"], "james"),
+    **dict.fromkeys(["fred", "freddy", "freddie"], "frederick"),
+    **dict.fromkeys(["nell", "nelly", "nellie"], "eleanor"),
+    "sally": "sarah",
+    "fanny": "frances",
+    "bella": "isabella",
+    "charley": "charles",
+    "charlie": "charles",
+    "dolly": "dorothy",
+    "sukey": "susan",
+    "sue": "susan",
+}
 MIN_MENTIONS = 2  # names called fewer times than this, and never speaking, are not the cast
 
 
@@ -121,6 +146,29 @@ def _spoken(utterances: list[Utterance]) -> Counter:
     return Counter(_clean(u.speaker) for u in utterances if u.speaker and u.speaker != "I")
 
 
+def _join_pet_names(members: dict[str, list[str]]) -> None:
+    """Fold a character known by a pet name ("Lizzy", "Miss Eliza Bennet") into the one character called
+    by its given name in its place ("Elizabeth", "Miss Elizabeth Bennet"), when that character has a first
+    name and a surname and no title: "Kitty" does not join Lady Catherine."""
+    called: dict[tuple[str, ...], set[str]] = {}  # a name's words -> the characters called by it
+    for home, aliases in members.items():
+        for alias in aliases:
+            called.setdefault(tuple(_words(alias)), set()).add(home)
+    for home in list(members):
+        targets = set()
+        for words in map(_words, members[home]):
+            plain = [i for i, w in enumerate(words) if w not in TITLES][:1]  # where the first name is
+            if plain and words[plain[0]] in PET_NAMES:
+                given = (*words[: plain[0]], PET_NAMES[words[plain[0]]], *words[plain[0] + 1 :])
+                targets |= called.get(given, set())
+        targets.discard(home)
+        if len(targets) != 1 or (target := targets.pop()) not in members:
+            continue
+        canonical = _words(_canonical(members[target]))
+        if len(canonical) >= 2 and not set(canonical) & TITLES:
+            members[target].extend(members.pop(home))
+
+
 def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[Character]:
     """The book's characters, most lines first (the lines the utterances' speakers give them)."""
     spoken = _spoken(utterances)
@@ -141,6 +189,7 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[
     members: dict[str, list[str]] = {}
     for name in ordered:
         members.setdefault(home[name], []).append(name)
+    _join_pet_names(members)
     # pronouns give a gender only to the characters no title gives one (the costliest search here)
     untitled = {a for aliases in members.values() if not any(map(_title_gender, aliases)) for a in aliases}
     pronouns = _pronoun_gender(text, sorted(names), untitled)

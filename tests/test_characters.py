@@ -26,6 +26,8 @@ def test_the_bennets_and_mr_darcy_are_four_characters(pride):
     for name, gender in [("Elizabeth Bennet", "F"), ("Mr. Darcy", "M"), ("Mrs. Bennet", "F"), ("Mr. Bennet", "M")]:
         assert cast[name].gender == gender and cast[name].utterances > 10, name
     assert {"Elizabeth", "Miss Elizabeth"} <= set(cast["Elizabeth Bennet"].aliases)  # her names, merged
+    assert {"Lizzy", "Eliza", "Miss Eliza Bennet"} <= set(cast["Elizabeth Bennet"].aliases)  # and her pet names
+    assert "Kitty" in cast and "Kitty" not in cast["Lady Catherine"].aliases  # not every Catherine's
     assert "Darcy" in cast["Mr. Darcy"].aliases
     assert cast["Elizabeth Bennet"].utterances == max(c.utterances for c in cast.values())
 
