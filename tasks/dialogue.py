@@ -396,6 +396,29 @@ def is_verse(text: str, start: int, end: int) -> bool:
     return sum(line[:1].isupper() for line in lines) >= 0.75 * len(lines)
 
 
+ILLUSTRATION = re.compile(r"\s*\[(?:Illustration|ILLUSTRATION)\b")  # "[Illustration: “He came down ...” ]"
+MAX_ILLUSTRATION = 6  # paragraphs an illustration's brackets may span (a bracket left open ends there)
+PAGE_NUMBERED = re.compile(r"[^\n]*\S[ \t]{2,}\d+[ \t]*")  # a list's line: "“I’m the tallest”        9"
+
+
+def caption_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
+    """Paragraphs of an [Illustration: ...] block and of a list with page numbers (an illustrated
+    edition's quoted captions): not talk, and a caption between two speeches would join them."""
+    captions: set[int] = set()
+    depth, opened = 0, 0
+    for i, (s, e) in enumerate(paragraphs):
+        chunk = text[s:e]
+        if depth and i - opened >= MAX_ILLUSTRATION:
+            depth = 0
+        if depth or ILLUSTRATION.match(chunk):
+            opened = i if not depth else opened
+            depth = max(depth + chunk.count("[") - chunk.count("]"), 0)
+            captions.add(i)
+        elif all(PAGE_NUMBERED.fullmatch(line) for line in chunk.strip().splitlines()):
+            captions.add(i)
+    return captions
+
+
 def letter_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
     """Paragraphs of letters the text quotes in full: not talk, though often in quote marks. A letter
     runs from its place and date and salutation over the quoted paragraphs after it, to its
@@ -539,13 +562,13 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
     spans = _quoted_spans(text, paragraphs, conv.quote) if conv.quote else [[] for _ in paragraphs]
     indented = [bool(INDENTED_BLOCK.fullmatch(text, s, e)) for s, e in paragraphs]
     blocks_are_rare = sum(indented) < 0.2 * len(paragraphs)
-    letters = letter_paragraphs(text, paragraphs)
+    letters = letter_paragraphs(text, paragraphs) | caption_paragraphs(text, paragraphs)
     utterances: list[Utterance] = []
     scene, turn, heading_speaker, last_said, last_subject = 0, 0, "", False, ""
     introduction = (-1, "")  # (paragraph, its text): narration that hands over to the next paragraph's quote
     for i, (s, e) in enumerate(paragraphs):
         if indented[i] and blocks_are_rare or i in letters or spans[i] and is_verse(text, s, e):
-            # a letter, a poem or a song: quoted, or set off from the text, but not talk
+            # a letter, a caption, a poem or a song: quoted, or set off from the text, but not talk
             continue
         if e - s < 200 and SCENE_BREAK.fullmatch(text[s:e].strip().split("\n", 1)[0].strip()):
             scene += 1

@@ -336,6 +336,22 @@ def test_a_letter_quoted_in_full_is_not_talk():  # A Room with a View, chapter 1
     ]
 
 
+def test_an_illustrated_editions_captions_are_not_talk():  # Pride and Prejudice (1894), its list and chapter 1
+    utterances = extract_utterances(
+        "ILLUSTRATIONS.\n\n"
+        "“He came down to see the place”                                        2\n\n"
+        "“I’m the tallest”                                                      9\n\n"
+        "CHAPTER I.\n\n"
+        "“Do not you want to know who has taken it?” cried his wife, impatiently.\n\n"
+        "“_You_ want to tell me, and I have no objection to hearing it.”\n\n"
+        "[Illustration:\n\n“He came down to see the place”\n\n[_Copyright 1894 by George Allen._]]\n\n"
+        "This was invitation enough.\n\n"
+        "“Why, my dear, you must know, Mrs. Long says that Netherfield is taken.”\n"
+    )
+    assert [u.text[:12] for u in utterances] == ["Do not you w", "_You_ want t", "Why, my dear"]
+    assert len(pair_utterances(utterances)) == 2  # the caption does not answer Mr. Bennet
+
+
 def test_a_song_in_quotes_is_not_talk():  # Alice, chapter 2
     passage = (
         "did not come the same as they used to do:--\n\n"
