@@ -236,7 +236,7 @@ def subject_before(narration: str) -> str:
 # '"He'll murder me!" blubbered Noah.', '"...," feebly reiterated Matthew.'
 INVERTED = rf"(?:[a-z]+ly\s+)?[a-z]+ed\s+(?P<after>{NAME})\b(?!['’]s)"
 INVERTED_TAG = re.compile(rf"\s*{INVERTED}")
-# ... and after one that ends with a comma, "!", "?" or a dash, a name and a verb in the past too:
+# ... and after one that ends with a comma, "!", "?" or "--", a name and a verb in the past too:
 # '"..., one season," Mrs. Archer conceded.', '"I wonder which floor--?" Dallas conjectured;'
 TAG = re.compile(rf"\s*(?:(?P<name>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+ed\b|{INVERTED})")
 # '"Not much wonder!" was Marilla's response.', "was Mrs. Weston's parting question", "was Emma's
@@ -251,7 +251,7 @@ NAMED_REPLY = re.compile(
 def attribute(after: str, lead_in: str, open_end: bool = False) -> tuple[str, str]:
     """(speaker, subject) of a quote from the attribution after it ("said Elizabeth", "she said") or the
     one leading into it ("and Rabbit said "): the name ("" for a pronoun), and whom it names, pronouns too.
-    open_end: the quote ends with a comma, "!", "?" or a dash, so a name and any verb after it attribute it (TAG)."""
+    open_end: the quote ends with a comma, "!", "?" or "--", so a name and any verb after it attribute it (TAG)."""
     subject = find_subject(after)
     if speaker := name_in(subject):
         return speaker, subject

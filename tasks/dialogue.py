@@ -405,16 +405,17 @@ def caption_paragraphs(text: str, paragraphs: list[tuple[int, int]]) -> set[int]
     """Paragraphs of an [Illustration: ...] block and of a list with page numbers (an illustrated
     edition's quoted captions): not talk, and a caption between two speeches would join them."""
     captions: set[int] = set()
-    depth, opened = 0, 0
     for i, (s, e) in enumerate(paragraphs):
-        chunk = text[s:e]
-        if depth and i - opened >= MAX_ILLUSTRATION:
+        if i in captions:
+            continue
+        if ILLUSTRATION.match(text, s, e):  # the block runs until its brackets close
             depth = 0
-        if depth or ILLUSTRATION.match(chunk):
-            opened = i if not depth else opened
-            depth = max(depth + chunk.count("[") - chunk.count("]"), 0)
-            captions.add(i)
-        elif all(PAGE_NUMBERED.fullmatch(line) for line in chunk.strip().splitlines()):
+            for j in range(i, min(i + MAX_ILLUSTRATION, len(paragraphs))):
+                captions.add(j)
+                depth += text.count("[", *paragraphs[j]) - text.count("]", *paragraphs[j])
+                if depth <= 0:
+                    break
+        elif text[s:e].rstrip()[-1:].isdigit() and all(map(PAGE_NUMBERED.fullmatch, text[s:e].strip().splitlines())):
             captions.add(i)
     return captions
 
