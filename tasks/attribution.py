@@ -238,7 +238,8 @@ INVERTED = rf"(?:[a-z]+ly\s+)?[a-z]+ed\s+(?P<after>{NAME})\b(?!['’]s)"
 INVERTED_TAG = re.compile(rf"\s*{INVERTED}")
 # ... and after one that ends with a comma, "!", "?" or "--", a name and a verb in the past too:
 # '"..., one season," Mrs. Archer conceded.', '"I wonder which floor--?" Dallas conjectured;'
-TAG = re.compile(rf"\s*(?:(?P<name>{NAME})\s+(?:[a-z]+ly\s+)?[a-z]+ed\b|{INVERTED})")
+ADVERB = r"(?:[a-z]+ly|once|then|now|still|again|also|at\s+last|at\s+once)\s+"  # "Mrs. Welland once ventured"
+TAG = re.compile(rf"\s*(?:(?P<name>{NAME})\s+(?:{ADVERB})?[a-z]+ed\b|{INVERTED})")
 # '"Not much wonder!" was Marilla's response.', "was Mrs. Weston's parting question", "was Emma's
 # conclusion", "was the firm reply of Mr. Limbkins": whoever the speech is said to belong to said it
 NAMED_REPLY = re.compile(

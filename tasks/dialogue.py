@@ -39,12 +39,14 @@ from tasks.attribution import (
     cut_incises,
     find_subject,
     is_role,
+    name_in,
     subject_before,
     subject_of,
 )
 from tasks.cache import ModuleSource
 from tasks.characters import speakers_of
 from tasks.errors import ExtractionError
+from tasks.speakers import different_people
 from tasks.tables import BOOKS, CHARACTERS, UTTERANCES, BookDialogue, StoredFile, Utterance, read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -290,6 +292,9 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
         elif NEW_CLAUSE.match(between) and (second := subject_before(between)):
             # '"...she does"; and Beaufort retorted:  "Yes..."': the narration only introduces the second quote
             groups.append(([(b0, b1)], _two_people(subject_before(lead_in), second)))
+        elif (second := subject_before(between)) and _surely_two(find_subject(between) or actor_of(between), second):
+            # '"...," Mrs. Welland once ventured to complain; and May answered serenely:  "No; but..."'
+            groups.append(([(b0, b1)], True))
         elif _introduces_another(between):
             groups.append(([(b0, b1)], True))
         else:
@@ -314,6 +319,15 @@ def _acts_after(text: str, quote_end: int, between: str) -> str:
 def _two_people(one: str, other: str) -> bool:
     """True when two attributions' subjects differ ("she" / "he", "Jane" / "Mary"); unknown is not different."""
     return bool(one and other) and one.lower() != other.lower()
+
+
+def _surely_two(one: str, other: str) -> bool:
+    """True for two subjects that cannot be one person: "he" and "she", or names with no word in
+    common but titles ("Mrs. Welland" and "May"); a pronoun and a name may be one person."""
+    if {one.lower(), other.lower()} == {"he", "she"}:
+        return True
+    names = name_in(one), name_in(other)
+    return all(names) and "I" not in names and different_people(*names)
 
 
 # "he suggested to the Marchioness, who replied with a smile:"

@@ -43,7 +43,7 @@ ONE_SIDE_REACH = 4
 TITLES = {"mr", "mrs", "miss", "ms", "dr", "sir", "lady", "lord", "the", "m", "mme", "madame", "monsieur"}
 
 
-def _two_people(a: str, b: str) -> bool:
+def different_people(a: str, b: str) -> bool:
     """True when two names cannot be one person's: no word in common but titles ("Elizabeth" and "Miss
     Elizabeth Bennet" may be one; "Mr. Bennet" and "Mrs. Bennet" are two)."""
     words = lambda name: set(name.lower().replace(".", " ").split())  # noqa: E731
@@ -123,7 +123,7 @@ def _called(
         if speaker[t] or not _adjacent(before, here):
             continue
         name = closing_addressee(before.text)
-        if name in names and (not speaker[t - 1] or _two_people(name, speaker[t - 1])):
+        if name in names and (not speaker[t - 1] or different_people(name, speaker[t - 1])):
             speaker[t], source[t] = name, VOCATIVE
 
 
@@ -158,7 +158,7 @@ def _anaphor(t: int, turns: list[list[int]], speaker: list[str], utterances: lis
         return ""  # two women nearby: "she" may be either
     name = of_gender.pop()
     recent = any(abs(k - t) <= RECENT and speaker[k] == name for k in nearby)
-    beside = any(abs(k - t) == 1 and not _two_people(speaker[k], name) for k in nearby)  # the other party
+    beside = any(abs(k - t) == 1 and not different_people(speaker[k], name) for k in nearby)  # the other party
     return name if recent and not beside else ""
 
 
@@ -173,9 +173,9 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
     if len(nearby) > 2:
         return ""  # a third person nearby: who speaks is not a matter of alternation
     for a, b, other in ((t - 2, t - 1, t + 1), (t + 2, t + 1, t - 1)):
-        if not (0 <= a < len(turns) and speaker[a] and speaker[b] and _two_people(speaker[a], speaker[b])):
+        if not (0 <= a < len(turns) and speaker[a] and speaker[b] and different_people(speaker[a], speaker[b])):
             continue
-        if 0 <= other < len(turns) and speaker[other] and not _two_people(speaker[other], speaker[a]):
+        if 0 <= other < len(turns) and speaker[other] and not different_people(speaker[other], speaker[a]):
             continue  # A B ? A: not A twice running
         if speaker[a] in _addressed_in(t, turns, utterances):
             continue  # "..., Elizabeth?" is not Elizabeth speaking
@@ -225,14 +225,14 @@ def _by_parity(
                 for k, t in enumerate(chain)
                 if k % 2 == known
                 for n in _addressed_in(t, turns, utterances)
-                if n in names and _two_people(n, sides[known][0])
+                if n in names and different_people(n, sides[known][0])
             )
             if len(called) == 1 and max(called.values()) >= 2:
                 sides[1 - known].append(next(iter(called)))
-        if not any(sides) or any(_two_people(side[0], n) for side in sides if side for n in side):
+        if not any(sides) or any(different_people(side[0], n) for side in sides if side for n in side):
             continue  # nobody named, or a side named as two people
         a, b = (side[0] if side else "" for side in sides)
-        if a and b and not _two_people(a, b):
+        if a and b and not different_people(a, b):
             continue
         first = next(k for k, t in enumerate(chain) if speaker[t])
         # one side named: only its next two turns (ONE_SIDE_REACH); both: the rest of the chain

@@ -687,3 +687,19 @@ def test_calling_the_same_person_by_name_across_narration_is_one_speaker():  # O
     ]
     pairs = pair_utterances(utterances)  # only Mrs. Mann's reply to the beadle
     assert [(p.prompt, p.response) for p in pairs] == [("Mrs. Mann, I am going to London.", "Lauk, Mr. Bumble!")]
+
+
+def test_narration_that_names_the_speaker_then_introduces_another_splits_the_paragraph():  # Age of Innocence, ch. 21
+    passage = (
+        '"Newland never seems to look ahead," Mrs. Welland once ventured to complain to her daughter; and May\n'
+        "answered serenely:  \"No; but you see it doesn't matter, because when there's nothing particular to do\n"
+        'he reads a book."\n\n'
+        # one person's attribution and introduction, a pronoun and a name: one speech
+        '"I am glad of it," said Elizabeth, and turning to her sister she added, "You see I was right."\n'
+    )
+    found = [(u.speaker, u.text) for u in extract_utterances(passage)]
+    assert found == [
+        ("Mrs. Welland", "Newland never seems to look ahead"),
+        ("May", "No; but you see it doesn't matter, because when there's nothing particular to do he reads a book."),
+        ("Elizabeth", "I am glad of it, You see I was right."),
+    ]
