@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def command(mirror_url: str, tmp_path, name: str) -> list[str]:
     return [
         sys.executable, "-m", "flows.cli", "run",
-        "--author", "Jane Austen", "--mirror", mirror_url, "--max-books", "1", "--request-delay", "0",
+        "--author", "Oscar Wilde", "--mirror", mirror_url, "--max-books", "1", "--request-delay", "0",
         "--model", "scratch:tiny", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
         "--epochs", "2", "--max-pairs", "200", "--checkpoint-every", "12", "--max-new-tokens", "16",
         "--max-responses", "30", "--ranked", "10", "--samples", "3",  # a small evaluation: it is tested elsewhere
@@ -61,12 +61,14 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     tmp_path, prefect_server, mirror
 ):
     env = prefect_server | {"PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1"}
-    mirror.faults["/cache/epub/158/pg158.txt"] = ["slow"] * 20  # each download of Emma takes 1.5 s
+    # Wilde: Dorian Gray is not on the mirror, so the play is his one book, and its short text keeps the
+    # scratch model's prose epoch short
+    mirror.faults["/cache/epub/844/pg844.txt"] = ["slow"] * 20  # each download of the play takes 1.5 s
     reference = subprocess.run(command(mirror.url, tmp_path, "ref"), env=env, capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     cmd, out = command(mirror.url, tmp_path, "run"), tmp_path / "run-out"
-    delays = [random.Random(os.getpid()).uniform(2, 25)]  # one a run, for the suite's time; it varies by run
+    delays = [random.Random(os.getpid()).uniform(2, 20)]  # one a run, for the suite's time; it varies by run
     killed_at = []
     for delay in delays:  # starting up, downloading from the slow mirror, extracting, training
         run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -122,7 +124,7 @@ def test_kill_9_at_random_moments_and_mid_training_then_the_same_command_gives_t
     chat = subprocess.run(
         [*cmd[:3], "chat", model, "--max-new-tokens", "12", "--as", first],
         env=env,
-        input="Good morning, Miss Woodhouse.\nWhat news from Highbury?\n",
+        input="Good afternoon, Algernon.\nHave you got the cucumber sandwiches?\n",
         capture_output=True,
         text=True,
     )
