@@ -289,10 +289,10 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
             first = find_subject(between) or subject_before(lead_in) or _acts_after(text, a1, between)
             second = subject_before(between) or find_subject(text[b1 + 1 : min(b1 + 120, end)])
             groups.append(([(b0, b1)], _two_people(first, second)))
-        elif NEW_CLAUSE.match(between) and (second := subject_before(between)):
+        elif (second := subject_before(between)) and NEW_CLAUSE.match(between):
             # '"...she does"; and Beaufort retorted:  "Yes..."': the narration only introduces the second quote
             groups.append(([(b0, b1)], _two_people(subject_before(lead_in), second)))
-        elif (second := subject_before(between)) and _surely_two(find_subject(between) or actor_of(between), second):
+        elif second and _surely_two(find_subject(between) or actor_of(between), second):
             # '"...," Mrs. Welland once ventured to complain; and May answered serenely:  "No; but..."'
             groups.append(([(b0, b1)], True))
         elif _introduces_another(between):
