@@ -59,7 +59,10 @@ PRONOUN = alternation("he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|v
 # A name with an epithet: "said the unsympathetic Marilla", "inquired the unsentimental Mr. Sikes"
 EPITHET = r"the\s+(?!two\b|three\b|other\b)[a-z]+\s+"  # (not "asked the two Harringtons")
 EPITHET_NAME = re.compile(rf"{EPITHET}({NAME})")
-SUBJECT = rf"(?:{NAME}|{EPITHET}{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+(?:\s+\w+)?|{PRONOUN})"
+# a description's second word is not a conjunction or a preposition: "Mrs. Bennet half opened the door
+# and called out", "said the master at length"
+DESCRIPTION_TAIL = r"(?:\s+(?!(?:and|or|but|nor|at|in|on|to|of|for|with|by|from|as|after|before|into|upon)\b)\w+)?"
+SUBJECT = rf"(?:{NAME}|{EPITHET}{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+{DESCRIPTION_TAIL}|{PRONOUN})"
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
 # "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
@@ -160,8 +163,8 @@ def name_in(subject: str) -> str:
     words = subject.split()
     first = words[0] if words else ""
     named = first and first not in NOT_NAMES and first[:1].isupper() and not PRONOUN_ALONE.fullmatch(subject)
-    # not a possessive ("Riviere's voice"), a participle ("Balancing on ..."), nor a title alone ("Mr")
-    named = named and not subject.endswith(("'s", "’s")) and not (len(words) == 1 and first.endswith("ing"))
+    # not a possessive ("Riviere's voice") nor a title alone ("Mr")
+    named = named and not subject.endswith(("'s", "’s"))
     named = named and not TITLE_ALONE.fullmatch(subject)
     return " ".join(words) if named else ""  # "Mr.\nGamfield" across a line break
 
@@ -175,6 +178,8 @@ def find_subject(narration: str) -> str:
 # A sentence's end; "Mr. Jaggers" goes on with its sentence (checked after the mark: faster)
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
 SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’]?\s")
+FULL_STOP = re.compile(rf"[.!?]{NOT_AFTER_TITLE}[\"'”’]?\s")  # a sentence's end, not a clause's
+LONG_SENTENCE = 300  # characters a sentence that leads into a quote is read back for its subject
 LISTENS = r"(?:heard|overheard|saw|listened|watched)\b"  # "and Emma heard her saying": a listener, not the speaker
 ACTING_PRONOUN = r"(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)"
 # The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
@@ -195,14 +200,23 @@ LATE_ACTOR = re.compile(
 )
 
 
-def actor_of(sentence: str) -> str:
-    """Who acts in a sentence of narration: a pronoun ("she") or a name, else ""."""
+def actor_name(subject: str) -> str:
+    """The name a sentence's subject gives, but not a participle that opens it ("Balancing on the rail,");
+    beside a verb of speech, as in "said Chitling", such a word is a name."""
+    return "" if subject.endswith("ing") and " " not in subject else name_in(subject)
+
+
+def sentence_subject(sentence: str) -> str:
+    """The pronoun ("she") or name that opens a sentence as its subject (ACTOR), else ""."""
     actor = ACTOR.match(sentence)
     if actor and actor.group("pronoun"):
         return actor.group("pronoun").lower()
-    if actor and (name := name_in(actor.group("name"))):
-        return name
-    return last_actor(sentence)
+    return actor_name(actor.group("name")) if actor else ""
+
+
+def actor_of(sentence: str) -> str:
+    """Who acts in a sentence of narration: a pronoun ("she") or a name, else ""."""
+    return sentence_subject(sentence) or last_actor(sentence)
 
 
 def last_actor(narration: str) -> str:
@@ -212,9 +226,15 @@ def last_actor(narration: str) -> str:
             return match.group("pronoun").lower()
         if not match.group("name"):  # a possessive: "his father"
             return ""
-        if name := name_in(match.group("name")):
+        if name := actor_name(match.group("name")):
             return name
     return ""
+
+
+# "She was met in the vestibule by Lydia, who, flying to her, cried in a half whisper, "
+RELATIVE_SPEAKER = re.compile(
+    rf"(?P<name>{NAME}),\s+who(?:,[^,.;:!?\"“”]{{1,60}},)?\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b[^.!?;]{{0,45}}$"
+)
 
 
 def subject_before(narration: str) -> str:
@@ -228,8 +248,20 @@ def subject_before(narration: str) -> str:
         return subject_of(last)
     if not INTRODUCTION.search(sentence):
         return ""
+    if relative := RELATIVE_SPEAKER.search(sentence):
+        return name_in(relative.group("name"))
     whole = len(sentences) > 1 or len(narration) <= 120  # its start, not a cut in the middle of it
-    return actor_of(sentence) if whole else last_actor(sentence)
+    if actor := actor_of(sentence) if whole else last_actor(sentence):
+        return actor
+    # a clause with no subject of its own has its sentence's: "Mr. Bennet saw that her whole heart was in
+    # the subject; and affectionately taking her hand, said in reply,", "Gilbert reached across the aisle,
+    # picked up the end of Anne's long red braid, held it out at arm's length and said in a piercing whisper:"
+    if any(not m.group("name") for m in LATE_ACTOR.finditer(sentence)):
+        return ""  # it has one that names no one: "and his father gave his hearty support by calling out,"
+    sentences = FULL_STOP.split(narration[-LONG_SENTENCE:])
+    if len(sentences) > 1 or len(narration) <= LONG_SENTENCE:
+        return sentence_subject(sentences[-1])
+    return ""
 
 
 # After any speech, a verb in the past and a name after it are its attribution whatever the verb:
@@ -272,7 +304,7 @@ BEAT = re.compile(
 def beat_speaker(narration: str) -> str:
     """The named subject of the narration's last sentence, who usually speaks next, else ""."""
     match = BEAT.search(narration[-300:])
-    return name_in(match.group("subject")) if match else ""
+    return actor_name(match.group("subject")) if match else ""
 
 
 def cut_incises(speech: str) -> tuple[str, str]:

@@ -217,8 +217,9 @@ def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tup
     spoken = {u.speaker for u in utterances if u.speaker}
     named = assign_speakers(
         utterances,
-        {name: genders[_clean(name)] for name in spoken if _clean(name) in genders},
+        genders | {name: genders[_clean(name)] for name in spoken if _clean(name) in genders},
         {alias for c in cast for alias in c.aliases},
+        text,
     )
     return named, _with_lines(cast, _spoken(named))
 

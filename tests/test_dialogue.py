@@ -703,3 +703,18 @@ def test_narration_that_names_the_speaker_then_introduces_another_splits_the_par
         ("May", "No; but you see it doesn't matter, because when there's nothing particular to do he reads a book."),
         ("Elizabeth", "I am glad of it, You see I was right."),
     ]
+
+
+def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_built():
+    passages = {  # Pride and Prejudice (twice), Emma, Oliver Twist
+        "In a few minutes, Mrs. Bennet half opened the door and called out,\n\n"
+        '"Lizzy, my dear, I want to speak with you."\n': "Mrs. Bennet",  # not "the door and" calling out
+        "Emma then looked up, and immediately saw how it was; and after a\nmoment's debate, as to whether it should "
+        'pass unnoticed or not, replied,\n\n"Never marry!--This is a new resolution."\n': "Emma",  # the sentence's
+        "While the family were in this confusion, Charlotte Lucas came to spend\nthe day with them. She was met in "
+        'the vestibule by Lydia, who, flying to\nher, cried in a half whisper, "I am glad you are come, for there '
+        'is such\nfun here!"\n': "Lydia",  # who cried: Lydia, not "She"
+        '"You should have heard the people groan," said Chitling; "the officers\nfought like devils."\n': "Chitling",
+    }
+    for passage, speaker in passages.items():
+        assert [u.speaker for u in extract_utterances(passage)] == [speaker]

@@ -154,3 +154,23 @@ def test_one_named_side_of_an_exchange_has_every_second_turn_after_it():
     ]
     longer = SISTERS + '\n"Oh! no."\n\n"Yes, Jane."\n'  # not past ONE_SIDE_REACH turns after the named one
     assert [u.speaker for u in assign_speakers(extract_utterances(longer))][-2:] == ["", ""]
+
+
+def test_a_pronoun_names_the_subject_of_the_narration_before_the_speech():  # The Age of Innocence, chapter 17
+    passage = (
+        "Archer rose to go, and as his hand met Madame Olenska's he felt that\nshe was waiting for him to make "
+        'some allusion to her unanswered letter.\n\n"When can I see you?" he asked, as she walked with him to the '
+        "door of\nthe room.\n"
+    )
+    genders = {"Archer": "M", "Madame Olenska": "F"}
+    (asked,) = assign_speakers(extract_utterances(passage), genders, set(genders), passage)
+    assert (asked.speaker, asked.speaker_source) == ("Archer", "anaphoric")
+    (asked,) = assign_speakers(extract_utterances(passage), genders, set(genders))
+    assert asked.speaker == ""  # without the text, the narration is not read
+    # another man named in the narration after its subject: "he" may be either
+    other = passage.replace("met Madame Olenska's", "met Beaufort's")
+    genders |= {"Beaufort": "M"}
+    assert assign_speakers(extract_utterances(other), genders, set(genders), other)[0].speaker == ""
+    # "she asked": the narration's man is not her
+    she = passage.replace("he asked, as she", "she asked, as he")
+    assert assign_speakers(extract_utterances(she), genders, set(genders), she)[0].speaker == ""
