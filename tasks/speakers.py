@@ -101,21 +101,11 @@ def assign_speakers(
     _spread(turns, speaker, source, utterances)
     _by_parity(turns, speaker, source, utterances, names)
     if genders:
-        found = [
-            (t, name)
-            for t in range(len(turns))
-            if not speaker[t] and (name := _anaphor(t, turns, speaker, utterances, genders))
-        ]
-        for t, name in found:
-            speaker[t], source[t] = name, ANAPHORIC
-        _spread(turns, speaker, source, utterances)
-        _by_parity(turns, speaker, source, utterances, names)
+        pronoun_rules = [lambda t: _anaphor(t, turns, speaker, utterances, genders)]
         if text:
-            found = [
-                (t, name)
-                for t in range(len(turns))
-                if not speaker[t] and (name := _narrated(t, turns, speaker, utterances, genders, text))
-            ]
+            pronoun_rules.append(lambda t: _narrated(t, turns, speaker, utterances, genders, text))
+        for rule in pronoun_rules:  # each rule's names, then alternation from them
+            found = [(t, name) for t in range(len(turns)) if not speaker[t] and (name := rule(t))]
             for t, name in found:
                 speaker[t], source[t] = name, ANAPHORIC
             _spread(turns, speaker, source, utterances)
@@ -157,11 +147,16 @@ def _spread(turns: list[list[int]], speaker: list[str], source: list[str], utter
             return
 
 
+def _pronoun_gender(members: list[int], utterances: list[Utterance]) -> str:
+    """The gender of the pronoun a turn's attribution gives ("she said": "F"), else ""."""
+    pronoun = next((utterances[i].subject.lower() for i in members if utterances[i].subject), "")
+    return PRONOUN_GENDER.get(pronoun, "")
+
+
 def _anaphor(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance], genders: dict) -> str:
     """Turn t's speaker when its attribution is a pronoun ("she said"): the one speaker of that gender in the
     conversation nearby (WINDOW turns either side), if they spoke within RECENT turns but not just before or after."""
-    pronoun = next((utterances[i].subject.lower() for i in turns[t] if utterances[i].subject), "")
-    gender = PRONOUN_GENDER.get(pronoun)
+    gender = _pronoun_gender(turns[t], utterances)
     if not gender:
         return ""
     here = utterances[turns[t][0]]
@@ -187,8 +182,7 @@ def _narrated(
     ("Archer rose to go, and ... "When can I see you?" he asked"), unless the narration from there names
     another of that gender, the turn before is theirs, or the speech calls them by name."""
     first = turns[t][0]
-    pronoun = next((utterances[i].subject.lower() for i in turns[t] if utterances[i].subject), "")
-    gender = PRONOUN_GENDER.get(pronoun)
+    gender = _pronoun_gender(turns[t], utterances)
     if not gender:
         return ""
     here = utterances[first]
