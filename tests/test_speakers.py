@@ -1,6 +1,10 @@
 """Who speaks: the speaker sieve on passages of real books (its PDNC scores: test_dialogue.py)."""
 
+from conftest import PDNC
+
+from tasks.characters import speakers_of
 from tasks.dialogue import extract_utterances
+from tasks.pdnc import align, load_novel
 from tasks.speakers import assign_speakers
 
 # Pride and Prejudice, chapter 41: Wickham and Elizabeth, named only at the end of the exchange.
@@ -85,7 +89,7 @@ def test_an_exchange_without_narration_alternates_from_its_first_named_turn():
     passage = passage.replace('"Oh, no!" said Elizabeth. "In', '"Oh, no! In')
     utterances = assign_speakers(extract_utterances(passage))
     assert [(u.speaker, u.speaker_source) for u in utterances] == [
-        ("", ""),  # before the first named turn, where someone else may have spoken
+        ("Wickham", "turn"),  # not by parity (before the first named turn), by alternation from the two after it
         ("Elizabeth", "explicit"),
         ("Wickham", "turn"),
         ("Elizabeth", "turn"),
@@ -125,10 +129,10 @@ def test_whom_one_side_of_an_exchange_keeps_calling_is_the_other_side():
     )
     passage = passage.replace(" cried Wickham", "").replace('"Oh, no!" said Elizabeth. "In', '"Oh, no! In')
     utterances = assign_speakers(extract_utterances(passage), names={"Elizabeth", "Mr. Wickham"})
-    assert [u.speaker for u in utterances] == ["", "Elizabeth"] + ["Mr. Wickham", "Elizabeth"] * 3
+    assert [u.speaker for u in utterances] == ["Mr. Wickham", "Elizabeth"] * 4  # the first by alternation
     once = passage.replace("But, Mr. Wickham,", "But")  # called once: not enough to name him
     named = [u.speaker for u in assign_speakers(extract_utterances(once), names={"Elizabeth", "Mr. Wickham"})]
-    assert named == ["", "Elizabeth"] + ["", "Elizabeth"] * 2 + ["", ""]  # her own side, two turns on (below)
+    assert named == ["", "Elizabeth"] + ["", "Elizabeth"] * 3  # her own side only (below)
 
 
 # Pride and Prejudice, chapter 40: Jane is only "she"; Elizabeth is named once.
@@ -152,8 +156,8 @@ def test_one_named_side_of_an_exchange_has_every_second_turn_after_it():
         ("", ""),
         ("Elizabeth", "turn"),
     ]
-    longer = SISTERS + '\n"Oh! no."\n\n"Yes, Jane."\n'  # not past ONE_SIDE_REACH turns after the named one
-    assert [u.speaker for u in assign_speakers(extract_utterances(longer))][-2:] == ["", ""]
+    longer = SISTERS + '\n"Oh! no."\n\n"Yes, Jane."\n'  # to the end of the exchange
+    assert [u.speaker for u in assign_speakers(extract_utterances(longer))][-2:] == ["", "Elizabeth"]
 
 
 def test_a_pronoun_names_the_subject_of_the_narration_before_the_speech():  # The Age of Innocence, chapter 17
@@ -174,3 +178,31 @@ def test_a_pronoun_names_the_subject_of_the_narration_before_the_speech():  # Th
     # "she asked": the narration's man is not her
     she = passage.replace("he asked, as she", "she asked, as he")
     assert assign_speakers(extract_utterances(she), genders, set(genders), she)[0].speaker == ""
+
+
+def test_no_rule_names_someone_their_attribution_rules_out_by_gender():
+    genders = {"Wickham": "M", "Elizabeth": "F"}
+    he = WICKHAM.replace("cousin's.\"", "cousin's,\" he said.")
+    assert [u.speaker for u in assign_speakers(extract_utterances(he), genders, set(genders))] == [
+        "Wickham",
+        "Elizabeth",
+    ] * 4
+    for attribution in ("she said", "said the lady"):  # the exchange is not what alternation takes it for
+        passage = WICKHAM.replace("cousin's.\"", f"cousin's,\" {attribution}.")
+        utterances = assign_speakers(extract_utterances(passage), genders, set(genders))
+        assert utterances[4].text.startswith("His manners")
+        assert [u.speaker for u in utterances] == [""] * 5 + ["Elizabeth", "Wickham", "Elizabeth"]
+    # without the cast's genders, alternation gives the turn to Wickham
+    assert assign_speakers(extract_utterances(passage))[4].speaker == "Wickham"
+
+
+def test_a_description_the_book_uses_for_one_person_names_them_where_they_talk():
+    # Oliver Twist: "said the girl" is Nancy's, and the other rules find her for dozens of those turns
+    text, gold = load_novel(PDNC / "OliverTwist")
+    utterances, _ = speakers_of(text, extract_utterances(text))
+    girl = [(u, m) for u, m in zip(utterances, align(utterances, gold)) if u.subject == "the girl" and m]
+    described = [gold[m[0]].speaker for u, m in girl if u.speaker_source == "anaphoric"]
+    assert len(described) >= 40 and set(described) == {"Nance"}  # PDNC's name for her
+    # the girl who is someone else, in a scene where Nancy does not talk, keeps no name
+    others = [u.speaker for u, m in girl if gold[m[0]].speaker not in ("Nance", "Nancy")]
+    assert others and not any(others)
