@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tasks.attribution import addressees, alternation
-from tasks.speakers import assign_speakers
+from tasks.speakers import assign_speakers, narrator_name
 from tasks.tables import CHARACTERS, Utterance, read_table
 
 MALE_TITLES = {"mr", "sir", "lord", "colonel", "captain", "uncle", "father", "monsieur", "m", "herr", "king", "prince"}
@@ -213,6 +213,9 @@ def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tup
     sieve's rules only hand those names on), so it is found once, before the sieve: its names and genders
     drive the sieve's vocative and pronoun rules, and its lines are counted after it."""
     cast = find_cast(text, utterances, book_id)
+    narrator = narrator_name(utterances, {alias for c in cast for alias in c.aliases})
+    if narrator:  # "I said" is the narrator's: Watson's, in The Sign of the Four
+        utterances = [replace(u, speaker=narrator) if u.speaker == "I" else u for u in utterances]
     genders = {alias: c.gender for c in cast for alias in c.aliases if c.gender}
     spoken = {u.speaker for u in utterances if u.speaker}
     named = assign_speakers(

@@ -5,7 +5,7 @@ from conftest import PDNC
 from tasks.characters import speakers_of
 from tasks.dialogue import extract_utterances
 from tasks.pdnc import align, load_novel
-from tasks.speakers import assign_speakers
+from tasks.speakers import assign_speakers, narrator_name
 
 # Pride and Prejudice, chapter 41: Wickham and Elizabeth, named only at the end of the exchange.
 WICKHAM = (
@@ -206,3 +206,19 @@ def test_a_description_the_book_uses_for_one_person_names_them_where_they_talk()
     # the girl who is someone else, in a scene where Nancy does not talk, keeps no name
     others = [u.speaker for u, m in girl if gold[m[0]].speaker not in ("Nance", "Nancy")]
     assert others and not any(others)
+
+
+def test_the_first_person_narrator_is_whom_the_speeches_beside_theirs_call_by_name():
+    # The Sign of the Four: Watson tells it ("I said"), and Holmes calls him Watson
+    text, gold = load_novel(PDNC / "TheSignOfTheFour")
+    found = extract_utterances(text)
+    names = {"Watson", "Holmes", "Mr. Sherlock Holmes", "Miss Morstan", "Mr. Thaddeus", "Sahib", "Jones"}
+    assert narrator_name(found, names) == "Watson"
+    assert narrator_name(found, names - {"Watson"}) == ""  # nobody else is called half as often
+    utterances, _ = speakers_of(text, found)
+    narrated = [gold[m[0]].speaker for u, m in zip(utterances, align(utterances, gold)) if m and u.speaker == "Watson"]
+    assert len(narrated) > 100 and narrated.count("Dr. Watson") >= 0.9 * len(narrated)
+    assert not any(u.speaker == "I" for u in utterances)
+    # a story told in the third person has no narrator to name
+    text, _ = load_novel(PDNC / "PrideAndPrejudice")
+    assert narrator_name(extract_utterances(text), {"Elizabeth", "Mr. Darcy", "Jane", "Lizzy"}) == ""
