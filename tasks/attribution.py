@@ -72,9 +72,13 @@ ATTRIBUTION = re.compile(  # \b first: only word starts are tried (and "soon beg
     rf"|(?:{VERBS})\s+(?P<after>{SUBJECT}))"
 )
 NEAR_ATTRIBUTION = re.compile(rf"[\s\S]{{0,40}}?(?:{ATTRIBUTION.pattern})")  # starting in the first 40 characters
-# Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, "
+# Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, ", "Emma ...
+# was pleased enough to exclaim, "
+INTRODUCING_WORDS = "|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling|" + (
+    "exclaim|ask|reply|answer|observe|remark|inquire|enquire"
+)
 INTRODUCTION = re.compile(
-    rf"\b{alternation(VERB_WORDS + '|saying|asking|crying|replying|adding|whispering|shouting|exclaiming|calling')}\b"
+    rf"\b{alternation(VERB_WORDS + INTRODUCING_WORDS)}\b"
     r"(?!\s+(?:his|her|their|its)\s)[^.!?]{0,45}$"  # but not "as he resumed his seat, "
 )
 # Narration that can trail an attribution: "dit le professeur, qui était un homme d'esprit."
@@ -184,10 +188,13 @@ LISTENS = r"(?:heard|overheard|saw|listened|watched)\b"  # "and Emma heard her s
 ACTING_PRONOUN = r"(?P<pronoun>[Hh]e|[Ss]he|I|[Tt]hey|[Ww]e)"
 # The subject at the start of a sentence: "Matthew took his courage in both hands and replied:"
 # ("but Mr. Collins, much offended, laid aside his book, and said,": after a conjunction, and an aside)
-ACTOR = re.compile(
+SUBJECT_FIRST = (
     rf"\s*(?:(?:[Aa]nd|[Bb]ut|[Tt]hen|[Ss]o)\s+)?(?:{ACTING_PRONOUN}\b|(?P<name>{NAME}))"
-    rf"(?:,[^,.;:!?\"“”]{{1,60}},)?\s+(?:[a-z]+ly\s+)?(?!{LISTENS})[a-z]+"
+    r"(?:,[^,.;:!?\"“”]{1,60},)?\s+(?:[a-z]+ly\s+)?"
 )
+ACTOR = re.compile(rf"{SUBJECT_FIRST}(?!{LISTENS})[a-z]+")
+# ... whatever its verb, when a later clause of the sentence speaks: "Mr. Bennet saw that ...; and ..., said"
+ANY_ACTOR = re.compile(rf"{SUBJECT_FIRST}[a-z]+")
 # ... or later in it, the last subject with a verb after it: "While he talked to Isabella, however, Emma
 # found an opportunity of saying,", "and soon afterwards Mr. Darcy, drawing near Elizabeth, said to her--",
 # and no one where that is a pronoun or a possessive ("Frank Churchill declined it, and his father gave
@@ -206,9 +213,9 @@ def actor_name(subject: str) -> str:
     return "" if subject.endswith("ing") and " " not in subject else name_in(subject)
 
 
-def sentence_subject(sentence: str) -> str:
+def sentence_subject(sentence: str, actor_pattern: re.Pattern = ACTOR) -> str:
     """The pronoun ("she") or name that opens a sentence as its subject (ACTOR), else ""."""
-    actor = ACTOR.match(sentence)
+    actor = actor_pattern.match(sentence)
     if actor and actor.group("pronoun"):
         return actor.group("pronoun").lower()
     return actor_name(actor.group("name")) if actor else ""
@@ -258,9 +265,11 @@ def subject_before(narration: str) -> str:
     # picked up the end of Anne's long red braid, held it out at arm's length and said in a piercing whisper:"
     if any(not m.group("name") for m in LATE_ACTOR.finditer(sentence)):
         return ""  # it has one that names no one: "and his father gave his hearty support by calling out,"
+    if ANY_ACTOR.match(sentence):
+        return ""  # it has one, a listener: "And Emma heard her saying in the same half-whisper to Jane,"
     sentences = FULL_STOP.split(narration[-LONG_SENTENCE:])
     if len(sentences) > 1 or len(narration) <= LONG_SENTENCE:
-        return sentence_subject(sentences[-1])
+        return sentence_subject(sentences[-1], ANY_ACTOR)
     return ""
 
 

@@ -706,7 +706,7 @@ def test_narration_that_names_the_speaker_then_introduces_another_splits_the_par
 
 
 def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_built():
-    passages = {  # Pride and Prejudice (twice), Emma, Oliver Twist
+    passages = {  # Pride and Prejudice (twice), Emma, Oliver Twist, Pride and Prejudice, Emma
         "In a few minutes, Mrs. Bennet half opened the door and called out,\n\n"
         '"Lizzy, my dear, I want to speak with you."\n': "Mrs. Bennet",  # not "the door and" calling out
         "Emma then looked up, and immediately saw how it was; and after a\nmoment's debate, as to whether it should "
@@ -715,6 +715,11 @@ def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_buil
         'the vestibule by Lydia, who, flying to\nher, cried in a half whisper, "I am glad you are come, for there '
         'is such\nfun here!"\n': "Lydia",  # who cried: Lydia, not "She"
         '"You should have heard the people groan," said Chitling; "the officers\nfought like devils."\n': "Chitling",
+        # the sentence's subject, whatever its first verb, when a later clause speaks
+        "Mr. Bennet saw that her whole heart was in the subject; and affectionately\ntaking her hand, said in "
+        'reply,\n\n"Do not make yourself uneasy, my love."\n': "Mr. Bennet",
+        "Emma returned her friend's pressure with interest; and was pleased\nenough to exclaim,\n\n"
+        '"You are not vain, Mr. Knightley."\n': "Emma",  # to exclaim
     }
     for passage, speaker in passages.items():
         assert [u.speaker for u in extract_utterances(passage)] == [speaker]
