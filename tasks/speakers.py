@@ -26,6 +26,7 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
 """
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 from tasks.attribution import SENTENCE_END, addressees, closing_addressee, sentence_subject
@@ -55,6 +56,7 @@ ROUNDS = 6  # alternation spreads a known speaker this many turns at most
 # turns either side where a third speaker rules alternation out: on the PDNC novels, 3 gives named
 # speakers 95% right against 90% with no such check, 96% with 6 (and far fewer named)
 WINDOW = 3
+Fits = Callable[[int, str], bool]  # may turn t be this person's (by its attribution's gender)
 TITLES = {"mr", "mrs", "miss", "ms", "dr", "sir", "lady", "lord", "the", "m", "mme", "madame", "monsieur"}
 
 
@@ -105,7 +107,8 @@ def assign_speakers(
     # explicit: a turn is the speaker's whom one of its utterances' attributions names
     speaker = [next((utterances[i].speaker for i in members if utterances[i].speaker), "") for members in turns]
     source = [EXPLICIT if name else "" for name in speaker]
-    attributed = [_attributed_gender(members, utterances) for members in turns]
+    subjects = [_subject(members, utterances) for members in turns]
+    attributed = [_attributed_gender(subject) for subject in subjects]
     genders = genders or {}
 
     # "she said" is not Mr. Darcy's: on the PDNC novels (straight), 82 names fewer, 65 of them wrong
@@ -130,7 +133,7 @@ def assign_speakers(
         settle(each_unnamed(lambda t: _anaphor(t, turns, speaker, utterances, genders)))
         if text:
             settle(each_unnamed(lambda t: _narrated(t, turns, speaker, utterances, genders, text)))
-    settle(_described(turns, speaker, source, utterances))
+    settle(_described(turns, speaker, source, utterances, subjects))
     out = []
     for t, members in enumerate(turns):
         for i in members:
@@ -162,7 +165,12 @@ def narrator_name(utterances: list[Utterance], names: set[str]) -> str:
 
 
 def _called(
-    turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance], names: set[str], fits
+    turns: list[list[int]],
+    speaker: list[str],
+    source: list[str],
+    utterances: list[Utterance],
+    names: set[str],
+    fits: Fits,
 ) -> None:
     """A turn right after a speech that ends by calling one of the cast by name ("..., Mr. Darcy?") is theirs."""
     for t in range(1, len(turns)):
@@ -174,7 +182,9 @@ def _called(
             speaker[t], source[t] = name, VOCATIVE
 
 
-def _spread(turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance], fits) -> None:
+def _spread(
+    turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance], fits: Fits
+) -> None:
     """Alternation, in rounds: each spreads the known speakers one turn further."""
     unknown = [t for t in range(len(turns)) if not speaker[t]]
     for _ in range(ROUNDS):
@@ -201,9 +211,8 @@ def _pronoun_gender(members: list[int], utterances: list[Utterance]) -> str:
     return PRONOUN_GENDER.get(_subject(members, utterances), "")
 
 
-def _attributed_gender(members: list[int], utterances: list[Utterance]) -> str:
-    """The gender a turn's attribution gives its speaker, by a pronoun or a description ("said the lady": "F")."""
-    subject = _subject(members, utterances)
+def _attributed_gender(subject: str) -> str:
+    """The gender an attribution's subject gives its speaker, by a pronoun or a description ("the lady": "F")."""
     return PRONOUN_GENDER.get(subject) or DESCRIPTION_GENDER.get(subject.rsplit(" ", 1)[-1], "")
 
 
@@ -256,12 +265,12 @@ def _narrated(
 
 
 def _described(
-    turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance]
+    turns: list[list[int]], speaker: list[str], source: list[str], utterances: list[Utterance], subject: list[str]
 ) -> list[tuple[int, str]]:
     """Unnamed turns attributed to a description ("said the girl") the book uses for one person: the one
     whom the other rules found for DESCRIBED_VOTES or more of its turns, DESCRIBED_SHARE of them, as
-    long as that person speaks in the turn's scene ("the old gentleman" is another man elsewhere)."""
-    subject = [_subject(members, utterances) for members in turns]
+    long as that person speaks in the turn's scene ("the old gentleman" is another man elsewhere).
+    subject: each turn's (_subject)."""
     votes: dict[str, Counter] = {}
     in_scene: dict[int, set[str]] = {}
     for t, name in enumerate(speaker):
@@ -328,7 +337,7 @@ def _by_parity(
     source: list[str],
     utterances: list[Utterance],
     names: set[str] | None,
-    fits,
+    fits: Fits,
 ) -> None:
     """An exchange with no narration between its turns, whose named turns are one person's at even places and
     another's at odd ones, is those two people's from its first named turn on. (Its turns before that one
