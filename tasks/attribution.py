@@ -181,7 +181,7 @@ def find_subject(narration: str) -> str:
 
 # A sentence's end; "Mr. Jaggers" goes on with its sentence (checked after the mark: faster)
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
-SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’]?\s")
+SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’)]?\s")
 FULL_STOP = re.compile(rf"[.!?]{NOT_AFTER_TITLE}[\"'”’]?\s")  # a sentence's end, not a clause's
 LONG_SENTENCE = 300  # characters a sentence that leads into a quote is read back for its subject
 LISTENS = r"(?:heard|overheard|saw|listened|watched)\b"  # "and Emma heard her saying": a listener, not the speaker

@@ -179,6 +179,15 @@ def test_a_pronoun_names_the_subject_of_the_narration_before_the_speech():  # Th
     she = passage.replace("he asked, as she", "she asked, as he")
     assert assign_speakers(extract_utterances(she), genders, set(genders), she)[0].speaker == ""
 
+    # A Room with a View, chapter 2: a sentence may end inside a parenthesis, and the next one is read
+    lavish = (
+        "The men on the\nriver were fishing. (Untrue; but then, so is most information.) Then\nMiss Lavish "
+        'darted under the archway of the white bullocks, and she\nstopped, and she cried:\n\n"A smell! a true '
+        'Florentine smell!"\n'
+    )
+    genders = {"Miss Lavish": "F", "Lucy": "F"}
+    assert assign_speakers(extract_utterances(lavish), genders, set(genders), lavish)[0].speaker == "Miss Lavish"
+
 
 def test_no_rule_names_someone_their_attribution_rules_out_by_gender():
     genders = {"Wickham": "M", "Elizabeth": "F"}
