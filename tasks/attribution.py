@@ -42,7 +42,7 @@ VERB_WORDS = (
     "insinuated|lamented|mumbled|prompted|queried|reasoned|reminded|remonstrated|scoffed|shrieked|"
     "stuttered|teased|thundered|volunteered|warned|blurted|chuckled|giggled|grunted|jeered|cautioned|"
     "simpered|whimpered|squeaked|sputtered|spluttered|stormed|breathed|chorused|entreated|implored|"
-    "besought|expostulated|ejaculated|vociferated|apologised|apologized|"
+    "besought|expostulated|ejaculated|vociferated|apologised|apologized|broke off|wanted to know|"
     # French
     "dit|reprit|cria|demanda|répondit|fit|s'écria|murmura|ajouta|continua|répliqua|s'exclama|"
     "poursuivit|répéta|balbutia|interrompit|observa|riposta|soupira|déclara|"

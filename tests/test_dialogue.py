@@ -723,3 +723,11 @@ def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_buil
     }
     for passage, speaker in passages.items():
         assert [u.speaker for u in extract_utterances(passage)] == [speaker]
+
+
+def test_verbs_of_speech_of_more_than_one_word_attribute_a_quote():  # The Age of Innocence, Anne of Green Gables
+    passage = (
+        '"I wonder," Winsett broke off, "how a Countess happens to live in our slum?"\n\n'
+        '"Did anyone ever hear the like?" the mystified Marilla wanted to know.\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Winsett", "Marilla"]
