@@ -15,8 +15,10 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
   two quotes may bring in someone else); and a run of turns with no narration between, whose
   named turns are one person's at even places and another's at odd ones (or one side's, who calls
   one person by name twice), is theirs from its first named turn on; where only one side is named,
-  always one person, that side's turns are theirs; no rule gives a turn someone its attribution's
-  pronoun or description ("she", "the old gentleman") rules out by gender;
+  always one person, that side's turns are theirs; a turn between two of one person's, with only one
+  other person's named turns between, is theirs (one person often goes by several names); no rule
+  gives a turn someone its attribution's pronoun or description ("she", "the old gentleman") rules
+  out by gender;
 - anaphoric: "she said": the one speaker of that gender (the cast's, tasks/characters.py) in the
   conversation nearby, if they spoke within two turns and not just before or after; then
   alternation again; then, with the book's text, the one of the cast of that gender whom the
@@ -117,14 +119,18 @@ def assign_speakers(
 
     if names:
         _called(turns, speaker, source, utterances, names, fits)
-    _spread(turns, speaker, source, utterances, fits)
-    _by_parity(turns, speaker, source, utterances, names, fits)
+
+    def alternation() -> None:
+        _spread(turns, speaker, source, utterances, fits)
+        _by_parity(turns, speaker, source, utterances, names, fits)
+        _between(turns, speaker, utterances, fits, source)
+
+    alternation()
 
     def settle(found: list[tuple[int, str]]) -> None:  # a later rule's names, then alternation from them
         for t, name in found:
             speaker[t], source[t] = name, ANAPHORIC
-        _spread(turns, speaker, source, utterances, fits)
-        _by_parity(turns, speaker, source, utterances, names, fits)
+        alternation()
 
     def each_unnamed(rule) -> list[tuple[int, str]]:
         return [(t, name) for t in range(len(turns)) if not speaker[t] and (name := rule(t))]
@@ -375,3 +381,31 @@ def _by_parity(
             name = (a, b)[k % 2]
             if name and not speaker[t] and name not in _addressed_in(t, turns, utterances) and fits(t, name):
                 speaker[t], source[t] = name, TURN
+
+
+def _between(
+    turns: list[list[int]], speaker: list[str], utterances: list[Utterance], fits: Fits, source: list[str]
+) -> None:
+    """In an exchange with no narration between its turns, a turn between two turns of one person, two,
+    four or more places either side, is theirs when the named turns between are all one other person's
+    ("the beadle" ... "Bumble" ... ? ... "Mr. Bumble": one man by three names, so _by_parity, which reads
+    names, finds two on his side). On the PDNC novels (straight), 167 quotes more named, 158 of them right."""
+    for chain in _chains(turns, utterances):
+        found = []
+        for k, t in enumerate(chain):
+            if speaker[t]:
+                continue
+            before = next((j for j in range(k - 2, -1, -2) if speaker[chain[j]]), None)
+            after = next((j for j in range(k + 2, len(chain), 2) if speaker[chain[j]]), None)
+            if before is None or after is None:
+                continue
+            name = speaker[chain[before]]
+            others = {speaker[chain[j]] for j in range(before + 1, after, 2) if speaker[chain[j]]}
+            if different_people(name, speaker[chain[after]]) or len(others) > 1:
+                continue
+            if any(not different_people(other, name) for other in others):
+                continue  # the other side named as this person: one of the names is wrong
+            if name not in _addressed_in(t, turns, utterances) and fits(t, name):
+                found.append((t, name))
+        for t, name in found:
+            speaker[t], source[t] = name, TURN

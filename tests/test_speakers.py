@@ -217,6 +217,22 @@ def test_a_description_the_book_uses_for_one_person_names_them_where_they_talk()
     assert others and not any(others)
 
 
+def test_a_turn_between_two_of_one_persons_is_theirs_whatever_names_they_go_by():
+    # Oliver Twist, chapter 2: Mr. Bumble is "the beadle", "Bumble" and "Mr. Bumble" in one exchange with
+    # Mrs. Mann, so his side of it reads as three names; a turn between two of his, hers between, is his
+    text, _ = load_novel(PDNC / "OliverTwist")
+    utterances, _ = speakers_of(text, extract_utterances(text))
+    k = next(k for k, u in enumerate(utterances) if u.text == "I inwented it.")
+    found = [(u.speaker, u.speaker_source) for u in utterances[k - 2 : k + 3]]
+    assert found == [
+        ("Bumble", "explicit"),  # "said Bumble"
+        ("Mrs. Mann", "explicit"),
+        ("Bumble", "turn"),  # "I inwented it."
+        ("Mrs. Mann", "turn"),  # "You, Mr. Bumble!"
+        ("Mr. Bumble", "vocative"),  # "I, Mrs. Mann."
+    ]
+
+
 def test_the_first_person_narrator_is_whom_the_speeches_beside_theirs_call_by_name():
     # The Sign of the Four: Watson tells it ("I said"), and Holmes calls him Watson
     text, gold = load_novel(PDNC / "TheSignOfTheFour")
