@@ -120,17 +120,23 @@ def assign_speakers(
     if names:
         _called(turns, speaker, source, utterances, names, fits)
 
+    chains = _chains(turns, utterances)
+
     def alternation() -> None:
         _spread(turns, speaker, source, utterances, fits)
-        _by_parity(turns, speaker, source, utterances, names, fits)
-        _between(turns, speaker, utterances, fits, source)
+        unnamed = speaker.count("")
+        _by_parity(chains, turns, speaker, source, utterances, names, fits)
+        _between(chains, turns, speaker, utterances, fits, source)
+        if speaker.count("") < unnamed:  # their names spread too
+            _spread(turns, speaker, source, utterances, fits)
 
     alternation()
 
     def settle(found: list[tuple[int, str]]) -> None:  # a later rule's names, then alternation from them
         for t, name in found:
             speaker[t], source[t] = name, ANAPHORIC
-        alternation()
+        if found:
+            alternation()
 
     def each_unnamed(rule) -> list[tuple[int, str]]:
         return [(t, name) for t in range(len(turns)) if not speaker[t] and (name := rule(t))]
@@ -338,6 +344,7 @@ def _chains(turns: list[list[int]], utterances: list[Utterance]) -> list[range]:
 
 
 def _by_parity(
+    chains: list[range],
     turns: list[list[int]],
     speaker: list[str],
     source: list[str],
@@ -352,7 +359,7 @@ def _by_parity(
     side (called once, or any nearby speaker taken for the other side, named too many wrongly); failing
     that, the named side, always one person, has its turns of the chain. (Its next two alone, as before:
     on the PDNC novels (straight), 61 quotes fewer named, 47 of them right.)"""
-    for chain in _chains(turns, utterances):
+    for chain in chains:
         if len(chain) < 3:
             continue
         sides: list[list[str]] = [[], []]
@@ -384,13 +391,18 @@ def _by_parity(
 
 
 def _between(
-    turns: list[list[int]], speaker: list[str], utterances: list[Utterance], fits: Fits, source: list[str]
+    chains: list[range],
+    turns: list[list[int]],
+    speaker: list[str],
+    utterances: list[Utterance],
+    fits: Fits,
+    source: list[str],
 ) -> None:
     """In an exchange with no narration between its turns, a turn between two turns of one person, two,
     four or more places either side, is theirs when the named turns between are all one other person's
     ("the beadle" ... "Bumble" ... ? ... "Mr. Bumble": one man by three names, so _by_parity, which reads
     names, finds two on his side). On the PDNC novels (straight), 167 quotes more named, 158 of them right."""
-    for chain in _chains(turns, utterances):
+    for chain in chains:
         found = []
         for k, t in enumerate(chain):
             if speaker[t]:
