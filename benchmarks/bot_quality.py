@@ -1,10 +1,10 @@
 """How good is the bot on a book it never read: scratch:small trained on Pride and Prejudice, scored on Emma.
 
-Five trainings in the same run, on the same data: one exchange per example with the loss on the
+Six trainings in the same run, on the same data: one exchange per example with the loss on the
 response (the layout before conversations); whole conversations with speakers' names, with the
-loss on every turn but the first (the layout as first built) and on every turn; conversations after
-a prose stage (one epoch of the book's whole text: a scratch model's default), all for --epochs
-dialogue epochs; and one prose epoch followed by a single dialogue epoch. Each is scored by
+loss on every turn but the first (the layout as first built) and on every turn; exchanges and
+conversations after a prose stage (one epoch of the book's whole text: a scratch model's default),
+all for --epochs dialogue epochs; and one prose epoch followed by a single dialogue epoch. Each is scored by
 tasks/evaluate.py on Emma's pairs:
 response perplexity beside the Kneser-Ney bigram floor, Hits@1 of 10, speaker identification, and
 the sampled replies' statistics beside Emma's real responses. With --seeds N each training is also
@@ -41,6 +41,7 @@ VARIANTS = {  # name: TrainConfig changes
     "exchanges": dict(examples="exchanges", mask_prompt=True, prose_epochs=0),
     "conversations, first turns masked": dict(examples="conversations", mask_prompt=True, prose_epochs=0),
     "conversations": dict(examples="conversations", prose_epochs=0),
+    "exchanges + prose": dict(examples="exchanges", mask_prompt=True, prose_epochs=1),
     "conversations + prose": dict(examples="conversations", prose_epochs=1),
     # the time of about one more dialogue epoch spent on the book's prose instead
     "1 prose epoch, then 1 dialogue epoch": dict(examples="conversations", prose_epochs=1, epochs=1),
