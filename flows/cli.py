@@ -12,6 +12,7 @@ from flows.prefect_server import keep_server, prefect_environment, prefect_outpu
 from tasks import import_tensorflow_quietly
 from tasks.config import (
     EXAMPLES,
+    TRAINED_FIX,
     ChatConfig,
     CorpusConfig,
     EvalConfig,
@@ -239,7 +240,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_chat(args: argparse.Namespace) -> None:
     cfg = config_from(ChatConfig, vars(args))
     read_prompts(args.prompts)  # a missing or empty file fails here, not after training
-    check_model_dir(args.model_dir)
+    check_model_dir(args.model_dir, TRAINED_FIX)
     _load_tensorflow(args)
     from tasks.chat import chat
 
@@ -249,7 +250,7 @@ def cmd_chat(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     defaults = config_from(ChatConfig, vars(args))
     cfg = config_from(ServeConfig, vars(args), api_key=args.api_key or os.environ.get("AUTHORBOT_API_KEY", ""))
-    check_model_dir(args.model_dir)
+    check_model_dir(args.model_dir, TRAINED_FIX)
     _load_tensorflow(args)
     from flows.serve import serve
 
@@ -262,7 +263,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from tasks.validate import read_pairs
 
     pairs = read_pairs(args.pairs, args.split)  # a bad file fails here, before TensorFlow loads
-    check_model_dir(args.model_dir)
+    check_model_dir(args.model_dir, TRAINED_FIX)
     _load_tensorflow(args)
     from tasks.evaluate import eval_markdown, evaluate_bot, write_eval
 
@@ -323,7 +324,7 @@ def _print_trained_cast(model_dir: Path) -> None:
     """The characters a model was trained with (saved beside it), largest first."""
     from tasks.examples import LAYOUT_FILE, Layout
 
-    check_model_dir(model_dir)
+    check_model_dir(model_dir, TRAINED_FIX)
     layout = Layout.of(model_dir)
     if not layout.characters:
         raise AuthorbotError(f"{model_dir}: no {LAYOUT_FILE} with its cast; it was not trained by this authorbot")

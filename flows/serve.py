@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 from starlette.exceptions import HTTPException
 
-from tasks.config import ChatConfig, ServeConfig, check_model_dir
+from tasks.config import TRAINED_FIX, ChatConfig, ServeConfig, check_model_dir
 from tasks.errors import ConfigError
 from tasks.examples import Layout, Turn
 
@@ -423,7 +423,7 @@ def check_port(host: str, port: int) -> None:
 
 def serve(model_dir: Path, cfg: ServeConfig, defaults: ChatConfig, speaker: str = "", user: str = "") -> None:
     """Run the server until Ctrl-C: the model loads in the background while /health says 503."""
-    check_model_dir(model_dir)
+    check_model_dir(model_dir, TRAINED_FIX)
     layout = Layout.of(model_dir)  # a name the model does not know fails now, not in the loader thread
     speaker = layout.speaker_name("--as", speaker, model_dir) or layout.character
     user = layout.speaker_name("--you", user, model_dir, known_only=False)

@@ -20,7 +20,7 @@ from prefect.cache_policies import INPUTS
 from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
 from tasks.cache import ModuleSource
-from tasks.config import ChatConfig, check_model_dir, read_prompts
+from tasks.config import TRAINED_FIX, ChatConfig, check_model_dir, read_prompts
 from tasks.decode import Decoder, TokenBytes
 from tasks.errors import ConfigError
 from tasks.examples import MIN_CONTEXT, Layout, Turn, encode_turns
@@ -57,7 +57,7 @@ class Bot:
     """A GPT-2 model and tokenizer, the conversation so far, and how to sample replies."""
 
     def __init__(self, model_dir: Path, cfg: ChatConfig, speaker: str = "", user: str = "") -> None:
-        check_model_dir(model_dir)  # before the tokenizer, whose error would be less to the point
+        check_model_dir(model_dir, TRAINED_FIX)  # before the tokenizer, whose error would be less to the point
         saved = max(f.stat().st_mtime_ns for f in Path(model_dir).iterdir())
         self.tokenizer, self.model, self.decoder = _loaded(str(Path(model_dir).resolve()), saved)
         self.layout = Layout.of(model_dir)

@@ -10,6 +10,7 @@ from tasks.tables import safe_name
 
 GUTENBERG = "https://www.gutenberg.org"
 MODEL_FIX = "give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"
+TRAINED_FIX = "give the model folder a run wrote (OUT/model) or any save_pretrained GPT-2 folder"  # chat, eval, serve
 # Freshly initialised GPT-2s (--model scratch:NAME) for offline use and tests; vocabulary: the tokenizer's.
 SCRATCH = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, n_positions=256),  # ~3.3M parameters, mostly embeddings
@@ -238,13 +239,15 @@ def read_prompts(path: Path | None) -> list[str]:
     return prompts
 
 
-def check_model_dir(path: Path) -> None:
-    """Raise ModelNotFound unless path holds a saved TF GPT-2 model."""
+def check_model_dir(path: Path, fix: str = MODEL_FIX) -> None:
+    """Raise ModelNotFound unless path holds a saved TF GPT-2 model; fix: what the message tells the user to do."""
     if not path.is_dir():
-        raise ModelNotFound(f"{path}: no such model directory; {MODEL_FIX}")
+        raise ModelNotFound(f"{path}: no such model directory; {fix}")
     config = path / "config.json"
+    if not config.is_file() and (path / "model" / "config.json").is_file():
+        raise ModelNotFound(f"{path}: a run's output folder, not its model; give {path / 'model'}")
     if not config.is_file():
-        raise ModelNotFound(f"{path}: no config.json, so not a saved model; {MODEL_FIX}")
+        raise ModelNotFound(f"{path}: no config.json, so not a saved model; {fix}")
     try:
         model_type = json.loads(config.read_text("utf-8")).get("model_type")
     except (ValueError, UnicodeDecodeError) as exc:

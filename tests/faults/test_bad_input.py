@@ -44,6 +44,8 @@ def files(tmp_path_factory):
     )
     (mirror / "9001").mkdir()
     (mirror / "9001/pg9001.txt").write_text("QUIET DAYS\n\n" + "Nothing was said that day. " * 400)
+    (d / "run/model").mkdir(parents=True)  # a run's --out folder, given where its model/ is meant
+    (d / "run/model/config.json").write_text('{"model_type": "gpt2"}')
     return d
 
 
@@ -60,9 +62,10 @@ CASES = [  # (arguments, the line expected; {f} is the inputs folder)
     (["chat", "{f}", "--temperature", "-1"], "authorbot: --temperature -1.0: must be at least 0"),
     (["chat", "{f}", "--no-repeat-ngram", "1"], "authorbot: --no-repeat-ngram 1: would forbid any token twice; use 2 or more, or 0 for off"),
     (["serve", "{f}", "--port", "70000"], "authorbot: --port 70000: must be between 1 and 65535"),
-    (["serve", "{f}/nowhere"], "authorbot: {f}/nowhere: no such model directory; give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"),
-    (["chat", "{f}/nowhere"], "authorbot: {f}/nowhere: no such model directory; give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"),
-    (["chat", "{f}"], "authorbot: {f}: no config.json, so not a saved model; give a local directory (save_pretrained output) or --model scratch:tiny with --tokenizer DIR"),
+    (["serve", "{f}/nowhere"], "authorbot: {f}/nowhere: no such model directory; give the model folder a run wrote (OUT/model) or any save_pretrained GPT-2 folder"),
+    (["chat", "{f}/nowhere"], "authorbot: {f}/nowhere: no such model directory; give the model folder a run wrote (OUT/model) or any save_pretrained GPT-2 folder"),
+    (["chat", "{f}"], "authorbot: {f}: no config.json, so not a saved model; give the model folder a run wrote (OUT/model) or any save_pretrained GPT-2 folder"),
+    (["chat", "{f}/run"], "authorbot: {f}/run: a run's output folder, not its model; give {f}/run/model"),
     (["chat", "{f}/mirror", "--prompts", "{f}/nope.txt"], "authorbot: --prompts {f}/nope.txt: no such file; give a text file with one prompt per line"),
     (["dataset", "--book", "-3"], "authorbot: --book -3: Gutenberg ids are positive integers"),
     (["dataset", "--book", "99999999", "--mirror", str(GUTENBERG), "--data-dir", "{f}/data"], "authorbot: books-99999999: none of the 1 books could be had from " + str(GUTENBERG) + "; check the mirror or the book ids"),
