@@ -241,6 +241,9 @@ def last_actor(narration: str) -> str:
 # "She was met in the vestibule by Lydia, who, flying to her, cried in a half whisper, "
 RELATIVE_SPEAKER = re.compile(
     rf"(?P<name>{NAME}),\s+who(?:,[^,.;:!?\"“”]{{1,60}},)?\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b[^.!?;]{{0,45}}$"
+    # ... or the speaker after a relative clause of their own: "and then Pooh, who had been frowning very
+    # hard for some minutes, said:", "the Mouse, who seemed to be a person of authority among them, called out,"
+    rf"|(?:^|\s)(?P<aside>(?:the\s+)?{NAME}),\s+who\s[^,.;:!?\"“”]{{1,90}},\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b[^.!?;]{{0,45}}$"
 )
 
 
@@ -256,7 +259,7 @@ def subject_before(narration: str) -> str:
     if not INTRODUCTION.search(sentence):
         return ""
     if relative := RELATIVE_SPEAKER.search(sentence):
-        return name_in(relative.group("name"))
+        return name_in(relative.group("name") or relative.group("aside"))
     whole = len(sentences) > 1 or len(narration) <= 120  # its start, not a cut in the middle of it
     if actor := actor_of(sentence) if whole else last_actor(sentence):
         return actor

@@ -714,6 +714,9 @@ def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_buil
         "While the family were in this confusion, Charlotte Lucas came to spend\nthe day with them. She was met in "
         'the vestibule by Lydia, who, flying to\nher, cried in a half whisper, "I am glad you are come, for there '
         'is such\nfun here!"\n': "Lydia",  # who cried: Lydia, not "She"
+        # Alice's Adventures in Wonderland: the speaker after a relative clause of theirs, not "them"
+        "At last the Mouse, who seemed to be a person of authority among them,\ncalled out, "
+        '"Sit down, all of you, and listen to me!"\n': "the Mouse",
         '"You should have heard the people groan," said Chitling; "the officers\nfought like devils."\n': "Chitling",
         # the sentence's subject, whatever its first verb, when a later clause speaks
         "Mr. Bennet saw that her whole heart was in the subject; and affectionately\ntaking her hand, said in "
