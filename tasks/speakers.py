@@ -126,7 +126,7 @@ def assign_speakers(
         _spread(turns, speaker, source, utterances, fits)
         unnamed = speaker.count("")
         _by_parity(chains, turns, speaker, source, utterances, names, fits)
-        _between(chains, turns, speaker, utterances, fits, source)
+        _between(chains, turns, speaker, source, utterances, fits)
         if speaker.count("") < unnamed:  # their names spread too
             _spread(turns, speaker, source, utterances, fits)
 
@@ -394,9 +394,9 @@ def _between(
     chains: list[range],
     turns: list[list[int]],
     speaker: list[str],
+    source: list[str],
     utterances: list[Utterance],
     fits: Fits,
-    source: list[str],
 ) -> None:
     """In an exchange with no narration between its turns, a turn between two turns of one person, two,
     four or more places either side, is theirs when the named turns between are all one other person's
