@@ -20,7 +20,8 @@ def alternation(words: str) -> str:
         node[""] = {}
 
     def pattern(node: dict) -> str:
-        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        # a space in a word is any run of white space ("broke\nout" across a line break)
+        branches = [(r"\s+" if char == " " else re.escape(char)) + pattern(child) for char, child in sorted(node.items()) if char]
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
@@ -56,8 +57,9 @@ TITLES = alternation(
 TITLES += r"\.?"  # "Mr. Darcy", "Mrs Bennet"
 NAME = rf"(?:{TITLES}\s+(?:(?:van|von|de|der|du|di|da|la|le)\s+)*)?[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?"
 PRONOUN = alternation("he|she|it|I|they|we|you|il|elle|on|ils|elles|je|tu|nous|vous|er|sie|es|ich|wir")
-# A name with an epithet: "said the unsympathetic Marilla", "inquired the unsentimental Mr. Sikes"
-EPITHET = r"the\s+(?!two\b|three\b|other\b)[a-z]+\s+"  # (not "asked the two Harringtons")
+# A name with an epithet: "said the unsympathetic Marilla", "inquired the unsentimental Mr. Sikes",
+# "said poor Lucy" (not "asked the two Harringtons")
+EPITHET = r"(?:the\s+(?!two\b|three\b|other\b)[a-z]+|poor|little|old|young|dear|good|wise|gruff)\s+"
 EPITHET_NAME = re.compile(rf"{EPITHET}({NAME})")
 # a description's second word is not a conjunction or a preposition: "Mrs. Bennet half opened the door
 # and called out", "said the master at length"

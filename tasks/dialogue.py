@@ -295,7 +295,8 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
         elif second and _surely_two(find_subject(between) or actor_of(between), second):
             # '"...," Mrs. Welland once ventured to complain; and May answered serenely:  "No; but..."'
             groups.append(([(b0, b1)], True))
-        elif _introduces_another(between):
+        elif _introduces_another(between) or _surely_two(find_subject(between), _own_subject(text, b1, end)):
+            # '"No room!" they cried out when they saw Alice coming. "There's plenty of room!" said Alice'
             groups.append(([(b0, b1)], True))
         else:
             groups[-1][0].append((b0, b1))
@@ -303,6 +304,13 @@ def _groups(text: str, parts: list[tuple[int, int]], start: int, end: int) -> li
 
 
 NEW_CLAUSE = re.compile(r"\s*(?:[;:]|,?\s*(?:and|but|while|whereupon)\b)")  # narration that starts a new clause
+
+
+def _own_subject(text: str, quote_end: int, end: int) -> str:
+    """Whom the attribution right after a quote names ('" said Alice'), not one that starts a new clause
+    introducing the next quote ('"; and Beaufort retorted:'), else ""."""
+    after = text[quote_end + 1 : min(quote_end + 120, end)]
+    return "" if NEW_CLAUSE.match(after) else find_subject(after)
 
 
 def _sentence_ends(text: str, quote_end: int, between: str) -> bool:
@@ -324,9 +332,10 @@ def _two_people(one: str, other: str) -> bool:
 def _surely_two(one: str, other: str) -> bool:
     """True for two subjects that cannot be one person: "he" and "she", or names with no word in
     common but titles ("Mrs. Welland" and "May"); a pronoun and a name may be one person."""
-    if {one.lower(), other.lower()} == {"he", "she"}:
-        return True
+    pronouns = {one.lower(), other.lower()} & {"he", "she", "they"}
     names = name_in(one), name_in(other)
+    if len(pronouns) == 2 or pronouns == {"they"} and any(names):  # "they" cried, then Alice
+        return True
     return all(names) and "I" not in names and different_people(*names)
 
 
@@ -472,7 +481,7 @@ def _speeches_of_paragraph(
     continues = bool(spans) and spans[0] == (-1, -1)
     parts = [(a, b) for a, b in spans if a >= 0 and text[a:b].strip()]
     if parts:
-        speeches = []
+        speeches, dropped_turn = [], False
         for k, (group, new_turn) in enumerate(_groups(text, parts, s, e)):
             goes_on = continues and k == 0
             # drop quoted words in narration ("a cry of "The trial's beginning!" was heard", "prints of "The
@@ -482,6 +491,7 @@ def _speeches_of_paragraph(
                 for j, part in enumerate(group)
                 if goes_on and j == 0 or not _is_aside(text, part, s, k > 0 or j > 0)
             ]
+            new_turn, dropped_turn = new_turn or dropped_turn, not group and (new_turn or dropped_turn)
             if group:
                 # up to the next quote: its own attribution is not this one's ("--" "You must," said Miss B.)
                 next_quote = next((a - 1 for a, _ in parts if a > group[0][1]), e)

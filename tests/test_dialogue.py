@@ -734,3 +734,36 @@ def test_verbs_of_speech_of_more_than_one_word_attribute_a_quote():  # The Age o
         '"Did anyone ever hear the like?" the mystified Marilla wanted to know.\n'
     )
     assert [u.speaker for u in extract_utterances(passage)] == ["Winsett", "Marilla"]
+    passage = (  # The Age of Innocence, chapter 19: the verb's two words on two lines
+        '"Lefferts--who made love to her and got snubbed for it!" Archer broke\nout contemptuously.\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Archer"]
+
+
+def test_a_name_after_the_verb_may_have_an_epithet():  # A Room with a View, chapters 4 and 8; Oliver Twist
+    for passage, speaker in [
+        ('"Yet our rooms smell," said poor Lucy. "We dread going to bed."\n', "Lucy"),
+        ('"We all have our limitations, I suppose," said wise Lucy.\n', "Lucy"),
+        ('"I don\'t know what to think," replied poor Giles.\n', "Giles"),
+    ]:
+        assert [u.speaker for u in extract_utterances(passage)] == [speaker], passage
+
+
+def test_quotes_of_a_paragraph_with_their_own_different_speakers_are_two_turns():  # Alice, chapter 7
+    passage = (
+        'The table was a large one, but the three were all crowded together at\none corner of it: "No room! '
+        'No room!" they cried out when they saw\nAlice coming. "There\'s _plenty_ of room!" said Alice '
+        "indignantly, and\nshe sat down in a large arm-chair at one end of the table.\n"
+    )
+    utterances = extract_utterances(passage)
+    assert [(u.text, u.speaker) for u in utterances] == [("No room! No room!", ""), ("There's _plenty_ of room!", "Alice")]
+    assert utterances[0].turn != utterances[1].turn and len(pair_utterances(utterances)) == 1
+    # the quoted words between them are narration, but who speaks still changes
+    passage = (
+        '"There\'s no such thing!" Alice was beginning very angrily, but the\nHatter and the March Hare went '
+        '"Sh! sh!" and the Dormouse sulkily\nremarked, "If you can\'t be civil, you\'d better finish the story '
+        'for\nyourself."\n'
+    )
+    utterances = extract_utterances(passage)
+    assert [u.speaker for u in utterances] == ["", "the Dormouse"]
+    assert utterances[0].turn != utterances[1].turn
