@@ -21,7 +21,11 @@ def alternation(words: str) -> str:
 
     def pattern(node: dict) -> str:
         # a space in a word is any run of white space ("broke\nout" across a line break)
-        branches = [(r"\s+" if char == " " else re.escape(char)) + pattern(child) for char, child in sorted(node.items()) if char]
+        branches = [
+            (r"\s+" if char == " " else re.escape(char)) + pattern(child)
+            for char, child in sorted(node.items())
+            if char
+        ]
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"

@@ -756,7 +756,10 @@ def test_quotes_of_a_paragraph_with_their_own_different_speakers_are_two_turns()
         "indignantly, and\nshe sat down in a large arm-chair at one end of the table.\n"
     )
     utterances = extract_utterances(passage)
-    assert [(u.text, u.speaker) for u in utterances] == [("No room! No room!", ""), ("There's _plenty_ of room!", "Alice")]
+    assert [(u.text, u.speaker) for u in utterances] == [
+        ("No room! No room!", ""),
+        ("There's _plenty_ of room!", "Alice"),
+    ]
     assert utterances[0].turn != utterances[1].turn and len(pair_utterances(utterances)) == 1
     # the quoted words between them are narration, but who speaks still changes
     passage = (
