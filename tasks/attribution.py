@@ -75,7 +75,7 @@ SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
 ATTRIBUTION = re.compile(  # \b first: only word starts are tried (and "soon began" holds no "on began")
     rf"\b(?:(?P<before>{SUBJECT_BEFORE})\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b"
     rf"|(?:(?:lui|leur|me|se)\s+)?(?:{VERBS})(?:-t)?-(?:{PRONOUN})\b"
-    rf"|(?:{VERBS})\s+(?P<after>{SUBJECT}))"
+    rf"|(?:{VERBS})\s+(?P<after>{SUBJECT})(?!\w))"  # a whole word: "said only" is not "said on"
 )
 NEAR_ATTRIBUTION = re.compile(rf"[\s\S]{{0,40}}?(?:{ATTRIBUTION.pattern})")  # starting in the first 40 characters
 # Narration that hands over to a quote: "... the Gryphon said, in a rather offended tone, ", "Emma ...
@@ -249,7 +249,7 @@ RELATIVE_SPEAKER = re.compile(
     rf"(?P<name>{NAME}),\s+who(?:,[^,.;:!?\"“”]{{1,60}},)?\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b[^.!?;]{{0,45}}$"
     # ... or the speaker after a relative clause of their own: "and then Pooh, who had been frowning very
     # hard for some minutes, said:", "the Mouse, who seemed to be a person of authority among them, called out,"
-    rf"|(?:^|\s)(?P<aside>(?:the\s+)?{NAME}),\s+who\s[^,.;:!?\"“”]{{1,90}},\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b[^.!?;]{{0,45}}$"
+    rf"|(?:^|\s)(?:(?:And|But|Then|So)\s+)?(?P<aside>(?:the\s+)?{NAME}),\s+who\s[^,.;:!?\"“”]{{1,90}},\s+(?:[a-z]+ly\s+)?(?:{VERBS})\b[^.!?;]{{0,45}}$"
 )
 
 

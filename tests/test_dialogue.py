@@ -717,6 +717,12 @@ def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_buil
         # Alice's Adventures in Wonderland: the speaker after a relative clause of theirs, not "them"
         "At last the Mouse, who seemed to be a person of authority among them,\ncalled out, "
         '"Sit down, all of you, and listen to me!"\n': "the Mouse",
+        # Pride and Prejudice, chapter 10: ... after a conjunction
+        "But Elizabeth, who had not the least inclination to remain with them,\nlaughingly answered,\n\n"
+        '"No, no; stay where you are."\n': "Elizabeth",
+        # Emma, chapter 13: "said only" is not "said on" (the French pronoun), which would name no one
+        "Mr. John Knightley looked as if he did not comprehend the pleasure, but\nsaid only, coolly,\n\n"
+        '"I cannot wish to be snowed up a week at Randalls."\n': "Mr. John Knightley",
         '"You should have heard the people groan," said Chitling; "the officers\nfought like devils."\n': "Chitling",
         # the sentence's subject, whatever its first verb, when a later clause speaks
         "Mr. Bennet saw that her whole heart was in the subject; and affectionately\ntaking her hand, said in "
