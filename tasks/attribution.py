@@ -67,8 +67,9 @@ EPITHET = r"(?:the\s+(?!two\b|three\b|other\b)[a-z]+|poor|little|old|young|dear|
 EPITHET_NAME = re.compile(rf"{EPITHET}({NAME})")
 # a description's second word is not a conjunction or a preposition: "Mrs. Bennet half opened the door
 # and called out", "said the master at length"
-DESCRIPTION_TAIL = r"(?:\s+(?!(?:and|or|but|nor|at|in|on|to|of|for|with|by|from|as|after|before|into|upon)\b)\w+)?"
-SUBJECT = rf"(?:{NAME}|{EPITHET}{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’])\w+{DESCRIPTION_TAIL}|{PRONOUN})"
+WORD = r"\w+(?:-\w+)*"  # a hyphened word is one: "the hump-backed man"
+DESCRIPTION_TAIL = rf"(?:\s+(?!(?:and|or|but|nor|at|in|on|to|of|for|with|by|from|as|after|before|into|upon)\b){WORD})?"
+SUBJECT = rf"(?:{NAME}|{EPITHET}{NAME}|(?:(?:the|le|la|les|der|die|das)\s+|l['’]){WORD}{DESCRIPTION_TAIL}|{PRONOUN})"
 # Before the verb a possessive starts a subject ("her husband retorted"); after it, an addressee ("asked her mother").
 SUBJECT_BEFORE = rf"(?:(?:his|her|their|my)\s+\w+|{SUBJECT})"
 # "Stephen said", "said the rector", French inversion "dit-il", "lui dit-il".
@@ -131,7 +132,7 @@ DESCRIBED_NAME = re.compile(r"(the|The)\s+([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)
 # ... or by a role: "said the doctor", "the old beadle". A description by age, sex, kin or place in
 # the scene ("the girl", "the old gentleman", "the other") stands for someone the book names
 # elsewhere, and so names no one.
-ROLE = re.compile(r"the\s+(?:(?:old|young|little|elder|poor|fat|tall|stout)\s+)?([a-z]+)")
+ROLE = re.compile(r"the\s+(?:(?:old|young|little|elder|poor|fat|tall|stout)\s+)?([a-z]+(?:-[a-z]+)*)")
 PERSON_NOUNS = set(
     "man woman girl boy lady gentleman child lad lass youth maid maiden stranger other person fellow creature "
     "figure visitor guest speaker one former latter first second third last voice baby infant mother father "

@@ -77,3 +77,5 @@ def test_a_recurring_role_is_a_character_and_a_description_is_not():
     assert {"the girl", "the old gentleman", "the stranger"}.isdisjoint(spoken)
     # a role said once ("said the housekeeper", Mrs. Bedwin) names no one: it stays the attribution's subject
     assert [u.subject for u in utterances].count("the housekeeper") == 1 and "the housekeeper" not in spoken
+    # a hyphened word is one word: "said the hump-backed man" is a man, not "the hump"
+    assert "the hump-backed man" in [u.subject for u in utterances] and "the hump" not in spoken
