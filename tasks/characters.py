@@ -112,11 +112,12 @@ def _pronoun_gender(text: str, names: list[str], wanted: set[str]) -> dict[str, 
     counts: dict[str, Counter] = {}
     pattern = re.compile(rf"({alternation('|'.join(names))})\b([^.!?;\"“”]{{0,80}})")
     for match in _at_word_starts(pattern, text):
-        if match.group(1) not in wanted:
+        name = " ".join(match.group(1).split())  # "Mr.\nDarcy" across a line break
+        if name not in wanted:
             continue
         pronoun = PRONOUN.search(match.group(2))  # the first pronoun after the name
         if pronoun:
-            counts.setdefault(match.group(1), Counter())["M" if pronoun.group(1) else "F"] += 1
+            counts.setdefault(name, Counter())["M" if pronoun.group(1) else "F"] += 1
     genders = {}
     for name, counter in counts.items():
         gender, n = counter.most_common(1)[0]
