@@ -27,6 +27,7 @@ and nothing is guessed where no rule applies (a wrong name is worse than none):
   Nancy in Oliver Twist), where that person speaks in the scene, and alternation again.
 """
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -62,6 +63,7 @@ Fits = Callable[[int, str], bool]  # may turn t be this person's (by its attribu
 TITLES = {"mr", "mrs", "miss", "ms", "dr", "sir", "lady", "lord", "the", "m", "mme", "madame", "monsieur"}
 
 
+@functools.lru_cache(maxsize=4096)  # called for the same few names thousands of times a book
 def different_people(a: str, b: str) -> bool:
     """True when two names cannot be one person's: no word in common but titles ("Elizabeth" and "Miss
     Elizabeth Bennet" may be one; "Mr. Bennet" and "Mrs. Bennet" are two)."""
@@ -306,6 +308,9 @@ def _described(
 
 def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance]) -> str:
     """Turn t's speaker by alternation (A B ? or ? B A gives A), or "" when the exchange may not be two people's."""
+    n = len(turns)
+    if not (t >= 2 and speaker[t - 2] and speaker[t - 1] or t + 2 < n and speaker[t + 2] and speaker[t + 1]):
+        return ""  # neither side has two named turns (most turns: checked first, for speed)
     here = utterances[turns[t][0]]
     nearby = {
         speaker[k]
