@@ -13,7 +13,8 @@ Each token is then chosen in numpy from the logits: a bias per token (OpenAI's l
 repetition penalty on tokens already seen (never on <|endoftext|>, which ends every turn of the
 context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
 space, a line break or part of a character is nothing), temperature, top-k and top-p; and once a
-reply is --wrap-up tokens long, it ends with its sentence. Temperature 0 is greedy. GPT-2's tokens
+reply is --wrap-up tokens long, it ends with its sentence, each token more making a sentence's end
+likelier (WRAP_UP_PUSH). Temperature 0 is greedy. GPT-2's tokens
 are bytes, and a character outside ASCII can take several: after the first bytes of one, only the
 bytes that finish it as well-formed UTF-8 may come, and a byte that continues nothing never does,
 so a reply holds no broken character (no U+FFFD), nor the invisible controls U+0080 to U+009F; its
@@ -31,6 +32,11 @@ from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 from tasks.config import ChatConfig
 
 CHUNK = 64  # context tokens read per call: one compiled shape for any context length
+# Past --wrap-up tokens, each token more adds this to the logits of the tokens that end a sentence, so a
+# reply whose sentence runs on is drawn to its end before --max-new-tokens cuts it off. On 100 Emma
+# prompts (scratch:small, the default training), replies that ended within 60 tokens: 0.82 -> 0.98 and
+# 0.96 -> 1.00 for two models, 2 and 0.5 words shorter on average, distinct-2 no lower; 0.2 ended all.
+WRAP_UP_PUSH = 0.1
 MIN_SLOTS = 128
 # Where a reply stands in UTF-8 after its last token: between characters (state 0), or owing 1, 2 or 3
 # more bytes of a character (states 1 to 3), or owing them with the next byte held to a narrower range
@@ -220,6 +226,9 @@ class TokenChooser:
         if n and len(self.reply) >= n - 1:
             banned = self.followers.get(tuple(self.reply[len(self.reply) - n + 1 :]), ())
             logits[list(banned)] = -np.inf
+        past = len(self.reply) - how.wrap_up + 1
+        if self.token_bytes is not None and how.wrap_up and past > 0 and self.said and WRAP_UP_PUSH:
+            logits[self.token_bytes.ends_sentence] += WRAP_UP_PUSH * past
         if not self.said:
             logits[self.eot] = -np.inf  # a turn says something before it ends
         if self.token_bytes is not None:

@@ -126,6 +126,21 @@ def test_a_long_reply_ends_with_its_sentence_but_not_at_a_title(tokenizer, gpt2_
     assert banned[: len(words)] == words and eot not in banned  # a banned end of turn stays banned
 
 
+def test_past_the_wrap_up_a_sentence_end_grows_likelier(tokenizer, gpt2_bytes):
+    eot = tokenizer.eos_token_id
+    word, stop = tokenizer.encode(" and")[0], tokenizer.encode(".")[0]
+    logits = np.zeros(len(tokenizer))
+    logits[word], logits[stop] = 11.0, 9.5  # a model that would say "and" for ever
+    rng = np.random.default_rng(0)
+    how = ChatConfig(temperature=0, repetition_penalty=1.0, no_repeat_ngram=0, wrap_up=4, max_new_tokens=60)
+    pick = TokenChooser(how, eot, [eot], {}, gpt2_bytes)
+    reply = [pick.choose(logits, rng) for _ in range(60)]
+    reply = reply[: reply.index(eot) + 1] if eot in reply else reply
+    assert reply[-2:] == [stop, eot] and 4 < len(reply) < 60  # drawn to its sentence's end, then ended
+    never = TokenChooser(replace(how, wrap_up=0), eot, [eot], {}, gpt2_bytes)
+    assert [never.choose(logits, rng) for _ in range(60)] == [word] * 60  # no wrap-up, no push
+
+
 def favourites(size: int, ranked: list[int]) -> np.ndarray:
     """Logits that rank the given tokens first, best first."""
     logits = np.zeros(size)
