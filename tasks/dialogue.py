@@ -34,6 +34,7 @@ from tasks.attribution import (
     VERBS,
     actor_of,
     addressees,
+    alternation,
     attribute,
     beat_speaker,
     cut_incises,
@@ -69,6 +70,8 @@ DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
 # A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
+MID_SENTENCE = set("abcdefghijklmnopqrstuvwxyz,;")  # what comes before a word inside a sentence
+BOOK_LENGTH = 20_000  # characters: the shortest text whose capitals tell a name from a sentence's first word
 NARRATION_SENTENCE = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
@@ -647,7 +650,26 @@ def extract_utterances(text: str, book_id: int = 0) -> list[Utterance]:
                     )
                 )
     log.debug("book %d: convention %s, %d utterances", book_id, conv, len(utterances))
-    return _recurring_roles(utterances)
+    return _recurring_roles(_words_not_names(text, utterances))
+
+
+def _words_not_names(text: str, utterances: list[Utterance]) -> list[Utterance]:
+    """The utterances without the one-word speakers the book never writes with a capital inside a
+    sentence: a word that opens one ("Symptoms of a lumbering coquetry became visible in her, and Archer
+    found the strength to break in:", "Both", "Very soon the Rabbit ... called out") is no one's name,
+    where a name comes after a lower-case word somewhere ("said Pooh", "and Archer"). Only in a text as
+    long as a book's (BOOK_LENGTH): a passage may name someone only where a sentence starts."""
+    words = {u.speaker for u in utterances if u.speaker[:1].isupper() and " " not in u.speaker and u.speaker != "I"}
+    if not words or len(text) < BOOK_LENGTH:
+        return utterances
+    inside: set[str] = set()
+    for match in re.finditer(rf"{alternation('|'.join(sorted(words)))}\b", text):
+        before = text[max(match.start() - 12, 0) : match.start()]
+        if before[-1:].isspace() and before.rstrip()[-1:] in MID_SENTENCE:
+            inside.add(match.group())
+    if inside == words:
+        return utterances
+    return [replace(u, speaker="") if u.speaker in words - inside else u for u in utterances]
 
 
 def _recurring_roles(utterances: list[Utterance]) -> list[Utterance]:

@@ -776,3 +776,16 @@ def test_quotes_of_a_paragraph_with_their_own_different_speakers_are_two_turns()
     utterances = extract_utterances(passage)
     assert [u.speaker for u in utterances] == ["", "the Dormouse"]
     assert utterances[0].turn != utterances[1].turn
+
+
+def test_a_word_the_book_never_capitalizes_inside_a_sentence_names_no_one():  # The Age of Innocence
+    text, _ = load_novel(PDNC / "TheAgeOfInnocence")
+    # "Symptoms of a lumbering coquetry became visible in her, and Archer found the strength to break in:"
+    passage = text.index("Symptoms of a lumbering coquetry")
+    utterances = extract_utterances(text)
+    after = next(u for u in utterances if u.start > passage)
+    speakers = {u.speaker for u in utterances}
+    assert after.speaker != "Symptoms" and {"Symptoms", "Both", "Do"}.isdisjoint(speakers)
+    assert {"Archer", "Mrs. Archer", "Mr. Jackson"} <= speakers  # names the book writes inside sentences too
+    # a passage is too short to tell: there a name may only ever open a sentence
+    assert [u.speaker for u in extract_utterances('"Yes," Symptoms said.\n')] == ["Symptoms"]
