@@ -504,6 +504,10 @@ def _speeches_of_paragraph(
                 if opens_paragraph:
                     lead_in = introduction
                 before = lead_in[-60:] + " "
+                if NEW_CLAUSE.match(after) and subject_before(lead_in):
+                    # 'Piglet said, "If you see what I mean, Pooh," and Pooh said, "It's just...': the
+                    # clause after the quote leads into the next one; the one before is this one's
+                    after = ""
                 speaker, subject = attribute(after, lead_in, text[group[0][1] - 1] in ",!?-")
                 said = bool(speaker)
                 if not speaker and k == 0 and not opens_paragraph and not _is_quoted_word(text, *group[0]):

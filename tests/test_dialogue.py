@@ -789,3 +789,13 @@ def test_a_word_the_book_never_capitalizes_inside_a_sentence_names_no_one():  # 
     assert {"Archer", "Mrs. Archer", "Mr. Jackson"} <= speakers  # names the book writes inside sentences too
     # a passage is too short to tell: there a name may only ever open a sentence
     assert [u.speaker for u in extract_utterances('"Yes," Symptoms said.\n')] == ["Symptoms"]
+
+
+def test_a_clause_after_a_quote_that_leads_into_the_next_is_the_next_ones():  # Winnie-the-Pooh, chapter 5
+    passage = (
+        'they began to talk in a friendly way about this and that, and Piglet said, "If you see what I '
+        'mean,\nPooh," and Pooh said, "It\'s just what I think myself, Piglet," and\nPiglet said, "But, on '
+        'the other hand, Pooh, we must remember," and\nPooh said, "Quite true, Piglet, although I had forgotten '
+        'it for the\nmoment."\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Piglet", "Pooh", "Piglet", "Pooh"]
