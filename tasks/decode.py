@@ -14,11 +14,10 @@ repetition penalty on tokens already seen (never on <|endoftext|>, which ends ev
 context), no n-gram repeated inside the reply, no end of turn before the reply says something (a
 space, a line break or part of a character is nothing), temperature, top-k and top-p; and once a
 reply is --wrap-up tokens long, it ends with its sentence, each token more making a sentence's end
-likelier (WRAP_UP_PUSH). Temperature 0 is greedy. GPT-2's tokens
-are bytes, and a character outside ASCII can take several: after the first bytes of one, only the
-bytes that finish it as well-formed UTF-8 may come, and a byte that continues nothing never does,
-so a reply holds no broken character (no U+FFFD), nor the invisible controls U+0080 to U+009F; its
-turn ends only between characters.
+likelier (WRAP_UP_PUSH). Temperature 0 is greedy. GPT-2's tokens are bytes, and a character outside
+ASCII can take several: after the first bytes of one, only the bytes that finish it as well-formed
+UTF-8 may come, and a byte that continues nothing never does, so a reply holds no broken character
+(no U+FFFD), nor the invisible controls U+0080 to U+009F; its turn ends only between characters.
 """
 
 import re

@@ -69,9 +69,9 @@ VALEDICTION = re.compile(
 DASH_OPENER = re.compile(r"[ \t]*(?:—|―|--|–\s)\s*")
 PLAY_HEADING = re.compile(r"[ \t]*([A-Z][A-Z’'. -]{0,40}[A-Z])\.(?:\s+|$)")
 STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
-# A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
 MID_SENTENCE = set("abcdefghijklmnopqrstuvwxyz,;")  # what comes before a word inside a sentence
 BOOK_LENGTH = 20_000  # characters: the shortest text whose capitals tell a name from a sentence's first word
+# A sentence of narration starting between two quotes ("... he jumped out. She leaned ..."); not "Mr. Darcy".
 NARRATION_SENTENCE = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}\s+[A-Z]")
 OPENERS_BEFORE = " \t\n([{—–-‘“«»\"'"  # a straight quote after one of these opens a quotation
 CLOSE_PUNCT = ".,!?;:—–-…_)*"  # a closing single quote after one of these is a quote, not an apostrophe
