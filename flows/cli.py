@@ -165,7 +165,7 @@ def _add_chat_flags(parser: argparse.ArgumentParser, seed: bool, prompts: bool =
         "--wrap-up",
         type=int,
         default=S.wrap_up,
-        help="from this many tokens on, a reply ends with its sentence (0: never)",
+        help="from this many tokens on, a reply ends with its sentence and is drawn to its end (0: never)",
     )
     if seed:
         parser.add_argument("--seed", type=int, default=S.seed, help="sampling seed (default %(default)s)")

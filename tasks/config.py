@@ -161,7 +161,7 @@ class ChatConfig:
     repetition_penalty: float = 1.2  # above 1 discourages repeating tokens already in the context
     no_repeat_ngram: int = 3  # a reply never repeats one of its own n-grams of this many tokens (0: off)
     max_new_tokens: int = 60  # longest reply, in tokens
-    wrap_up: int = 40  # from this many tokens on, a reply ends with its sentence (0: never; see tasks/decode.py)
+    wrap_up: int = 40  # from this many tokens on, a reply ends with its sentence, drawn to it (0: never; decode.py)
     seed: int = 0  # the same seed and history give the same replies
 
     def __post_init__(self) -> None:
