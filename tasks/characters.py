@@ -51,6 +51,9 @@ PET_NAMES = {
     "sue": "susan",
 }
 MIN_MENTIONS = 2  # names called fewer times than this, and never speaking, are not the cast
+# a name the text gives this many lines or fewer, one letter off a name with MISPRINT_SHARE times the lines,
+# is a misprint of it (tasks/characters.py, _join_misprints)
+MISPRINT_LINES, MISPRINT_SHARE = 2, 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,38 @@ def _join_pet_names(members: dict[str, list[str]]) -> None:
             members[target].extend(members.pop(home))
 
 
+def _join_misprints(members: dict[str, list[str]], spoken: Counter) -> None:
+    """Fold a character the text gives MISPRINT_LINES lines or fewer, by a name one letter short or long of
+    another character's ("Mr. Browlow" for Mr. Brownlow, "Charly" for Charley Bates, "Mrs. Maylies"),
+    into that one, when it has MISPRINT_SHARE times the lines and no other character is so close."""
+    lines = {home: sum(spoken[a] for a in aliases) for home, aliases in members.items()}
+    for home in [h for h in members if lines[h] <= MISPRINT_LINES]:
+        targets = {
+            other
+            for other, aliases in members.items()
+            if other != home and lines[other] >= MISPRINT_SHARE * max(lines[home], 1)
+            for a in members[home]
+            for b in aliases
+            if _one_letter_apart(_words(a), _words(b))
+        }
+        if len(targets) == 1:
+            members[targets.pop()].extend(members.pop(home))
+
+
+def _one_letter_apart(a: list[str], b: list[str]) -> bool:
+    """True for two names whose words are the same but one, not a title, of five letters or more, which
+    is the other with one letter more."""
+    differ = [(x, y) for x, y in zip(a, b) if x != y]
+    if len(a) != len(b) or len(differ) != 1 or differ[0][0] in TITLES or differ[0][1] in TITLES:
+        return False
+    short, long = sorted(differ[0], key=len)
+    return (
+        len(short) >= 5
+        and len(long) == len(short) + 1
+        and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+    )
+
+
 def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[Character]:
     """The book's characters, most lines first (the lines the utterances' speakers give them)."""
     spoken = _spoken(utterances)
@@ -191,6 +226,7 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[
     for name in ordered:
         members.setdefault(home[name], []).append(name)
     _join_pet_names(members)
+    _join_misprints(members, spoken)
     # pronouns give a gender only to the characters no title gives one (the costliest search here)
     untitled = {a for aliases in members.values() if not any(map(_title_gender, aliases)) for a in aliases}
     pronouns = _pronoun_gender(text, sorted(names), untitled)

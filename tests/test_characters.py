@@ -79,3 +79,6 @@ def test_a_recurring_role_is_a_character_and_a_description_is_not():
     assert [u.subject for u in utterances].count("the housekeeper") == 1 and "the housekeeper" not in spoken
     # a hyphened word is one word: "said the hump-backed man" is a man, not "the hump"
     assert "the hump-backed man" in [u.subject for u in utterances] and "the hump" not in spoken
+    # the printer's slips are the characters they misspell: "said Mr. Browlow" once, "said Charly"
+    assert "Mr. Browlow" in cast["Mr. Brownlow"].aliases and "Mr. Browlow" not in cast
+    assert "Charly" not in cast and "Mrs. Maylies" not in cast
