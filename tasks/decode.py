@@ -200,12 +200,20 @@ class TokenChooser:
         self.reply: list[int] = []
         self.followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram of the reply -> tokens that followed it
 
+    def _past_wrap_up(self) -> int:
+        """How far the reply has come past --wrap-up tokens (1 at the token it reaches it), else 0; always 0
+        without the tokens' bytes, with --wrap-up 0, or before the reply has said something."""
+        wrap_up = self.how.wrap_up
+        if self.token_bytes is None or not wrap_up or not self.said:
+            return 0
+        return max(len(self.reply) - wrap_up + 1, 0)
+
     def wraps_up(self) -> bool:
         """True when the reply has reached --wrap-up tokens and ended a sentence, and so ends here (unless a
         logit_bias of -100 forbids the end of turn)."""
-        rules, reply, wrap_up = self.token_bytes, self.reply, self.how.wrap_up
-        if rules is None or not wrap_up or len(reply) < wrap_up or not self.said:
+        if not self._past_wrap_up():
             return False
+        rules, reply = self.token_bytes, self.reply
         ends = rules.ends_sentence[reply[-1]] and not (len(reply) > 1 and rules.short_form[reply[-2]])
         return bool(ends) and self.logit_bias.get(self.eot, 0) > -100
 
@@ -225,8 +233,7 @@ class TokenChooser:
         if n and len(self.reply) >= n - 1:
             banned = self.followers.get(tuple(self.reply[len(self.reply) - n + 1 :]), ())
             logits[list(banned)] = -np.inf
-        past = len(self.reply) - how.wrap_up + 1
-        if self.token_bytes is not None and how.wrap_up and past > 0 and self.said and WRAP_UP_PUSH:
+        if WRAP_UP_PUSH and (past := self._past_wrap_up()):
             logits[self.token_bytes.ends_sentence] += WRAP_UP_PUSH * past
         if not self.said:
             logits[self.eot] = -np.inf  # a turn says something before it ends
