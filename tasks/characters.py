@@ -260,6 +260,7 @@ def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tup
         genders | {name: genders[_clean(name)] for name in spoken if _clean(name) in genders},
         {alias for c in cast for alias in c.aliases},
         text,
+        narrator,
     )
     return named, _with_lines(cast, _spoken(named))
 

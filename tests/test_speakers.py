@@ -189,6 +189,42 @@ def test_a_pronoun_names_the_subject_of_the_narration_before_the_speech():  # Th
     assert assign_speakers(extract_utterances(lavish), genders, set(genders), lavish)[0].speaker == "Miss Lavish"
 
 
+def test_the_narration_read_for_a_pronoun_starts_after_the_last_quote_and_passes_over_its_pronouns():
+    # Oliver Twist, chapter 44: the narration opens right after Fagin's closing quote
+    sikes = (
+        '"Lost!" cried Fagin. "She has pretty well settled that, in her own\nmind, already."\n\n'
+        "Sikes looked with an aspect of great perplexity into the Jew's face,\nand reading no satisfactory "
+        "explanation of the riddle there, clenched\nhis coat collar in his huge hand and shook him soundly.\n\n"
+        '"Speak, will you!" he said; "or if you don\'t, it shall be for want of\nbreath."\n'
+    )
+    genders = {"Fagin": "M", "Sikes": "M"}
+    utterances = assign_speakers(extract_utterances(sikes), genders, set(genders), sikes)
+    assert [(u.speaker, u.speaker_source) for u in utterances] == [("Fagin", "explicit"), ("Sikes", "anaphoric")]
+
+    # A Room with a View, chapter 18: "He said:" is about the man before it, two sentences back
+    beebe = (
+        '"It would be DEATH to gossip about Mr. Vyse\'s dismissal at\nthe present moment."\n\n'
+        "Mr. Beebe raised his eyebrows. Death is a strong word--surely too\nstrong. There was no question of "
+        'tragedy. He said: "Of course, Miss\nHoneychurch will make the fact public in her own way."\n\n'
+        '"I know," said Miss Bartlett civilly.\n'
+    )
+    genders = {"Mr. Beebe": "M", "Miss Bartlett": "F", "Freddy": "M", "Miss Honeychurch": "F"}
+    utterances = assign_speakers(extract_utterances(beebe), genders, set(genders), beebe)
+    assert [u.speaker for u in utterances] == ["Miss Bartlett", "Mr. Beebe", "Miss Bartlett"]
+    # a sentence about another man in between: "He" may be either
+    other = beebe.replace("There was no", "Freddy saw no")
+    assert assign_speakers(extract_utterances(other), genders, set(genders), other)[1].speaker == ""
+
+    # Pride and Prejudice, chapter 56: "Eliza" is a name of its own, not a part of "Elizabeth"
+    walk = (
+        "They proceeded in silence along the gravel walk\nthat led to the copse; Elizabeth was determined to "
+        'make no effort for\nconversation with a woman.\n\n"How could I ever think her like her nephew?" said '
+        "she, as she looked in\nher face.\n"
+    )
+    genders = {"Elizabeth": "F", "Eliza": "F", "Lady Catherine": "F"}
+    assert assign_speakers(extract_utterances(walk), genders, set(genders), walk)[0].speaker == "Elizabeth"
+
+
 def test_no_rule_names_someone_their_attribution_rules_out_by_gender():
     genders = {"Wickham": "M", "Elizabeth": "F"}
     he = WICKHAM.replace("cousin's.\"", "cousin's,\" he said.")
