@@ -48,6 +48,8 @@ VERB_WORDS = (
     "stuttered|teased|thundered|volunteered|warned|blurted|chuckled|giggled|grunted|jeered|cautioned|"
     "simpered|whimpered|squeaked|sputtered|spluttered|stormed|breathed|chorused|entreated|implored|"
     "besought|expostulated|ejaculated|vociferated|apologised|apologized|broke off|wanted to know|"
+    # progressive: "Beaufort was saying in his loud sneering voice"
+    "was saying|was asking|was crying|was whispering|was explaining|was answering|was calling|"
     # French
     "dit|reprit|cria|demanda|répondit|fit|s'écria|murmura|ajouta|continua|répliqua|s'exclama|"
     "poursuivit|répéta|balbutia|interrompit|observa|riposta|soupira|déclara|"
@@ -102,6 +104,11 @@ NOT_NAMES = set(
     "Again Once Soon Thus Hence Finally Nevertheless To First Sometimes Later Afterwards Next Last Besides "
     # interjections, which open speeches the way names are called ("Well, ...", "Hallo, ...")
     "Well Ah Aha Oho Alas Hallo Hullo Hello Wow Hush Aye Nay Bah Pshaw Hurrah Hey Ha Hum Humph Eh Ahem".split()
+)
+# ... of them, the words that may open a sentence before its subject's name: "Then Cecil said with great emotion:"
+LEADING_WORDS = set(
+    "And But Then So Now Yet Still Here There Suddenly Presently Perhaps Meanwhile Indeed However Instead Only "
+    "Just Even Again Once Soon Thus Hence Finally Nevertheless Sometimes Later Afterwards Next Last Besides".split()
 )
 
 
@@ -173,6 +180,8 @@ def name_in(subject: str) -> str:
         return "I"  # the narrator
     words = subject.split()
     first = words[0] if words else ""
+    if first in LEADING_WORDS and len(words) > 1:
+        return name_in(" ".join(words[1:]))
     named = first and first not in NOT_NAMES and first[:1].isupper() and not PRONOUN_ALONE.fullmatch(subject)
     # not a possessive ("Riviere's voice") nor a title alone ("Mr")
     named = named and not subject.endswith(("'s", "’s"))
@@ -188,7 +197,7 @@ def find_subject(narration: str) -> str:
 
 # A sentence's end; "Mr. Jaggers" goes on with its sentence (checked after the mark: faster)
 NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
-SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}[\"'”’)]?\s")
+SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}(?:[\"'”’)]?\s|--(?=[A-Z]))")
 FULL_STOP = re.compile(rf"[.!?]{NOT_AFTER_TITLE}[\"'”’]?\s")  # a sentence's end, not a clause's
 LONG_SENTENCE = 300  # characters a sentence that leads into a quote is read back for its subject
 LISTENS = r"(?:heard|overheard|saw|listened|watched)\b"  # "and Emma heard her saying": a listener, not the speaker
@@ -254,6 +263,18 @@ RELATIVE_SPEAKER = re.compile(
 )
 
 
+# A speaker the narration leading into a quote names as heard or as accosting someone: "without her overhearing
+# Mr. Weston whisper to his wife,", "when thus accosted by Miss Bingley,", "till roused by Miss Bates's saying,"
+SPEECH_INFINITIVE = alternation(
+    "say|whisper|exclaim|cry|cry out|ask|add|reply|observe|remark|murmur|mutter|answer|call out|begin|go on"
+)
+HEARD_OR_BY = re.compile(
+    rf"\b(?:(?:over)?hear(?:d|ing)?\s+(?P<heard>{NAME})\s+(?:[a-z]+ly\s+)?(?:{SPEECH_INFINITIVE}|{INTRODUCING_WORDS[1:]})"
+    rf"|(?:accosted|addressed|interrupted|greeted|hailed|roused|questioned)\s+by\s+(?P<by>{NAME})"
+    rf"(?:['’]s\s+(?:{INTRODUCING_WORDS[1:]}))?)\b[^.!?;]{{0,45}}$"
+)
+
+
 def subject_before(narration: str) -> str:
     """The subject of an attribution that leads into a quote ("and Rabbit said ", "she cried, in a low
     voice, "), or of the sentence that introduces it ("Matthew took his courage in both hands and
@@ -263,6 +284,8 @@ def subject_before(narration: str) -> str:
     last = next(reversed(list(ATTRIBUTION.finditer(sentence, max(len(sentence) - 80, 0)))), None)
     if last:
         return subject_of(last)
+    if heard := HEARD_OR_BY.search(sentence):
+        return name_in(heard.group("heard") or heard.group("by"))
     if not INTRODUCTION.search(sentence):
         return ""
     if relative := RELATIVE_SPEAKER.search(sentence):

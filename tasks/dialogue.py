@@ -30,6 +30,7 @@ from tasks.attribution import (
     INTRODUCTION,
     NOT_AFTER_TITLE,
     ROLE_MENTIONS,
+    SENTENCE_END,
     SUBJECT,
     VERBS,
     actor_of,
@@ -551,7 +552,11 @@ def _introduces_next(narration: str, after_quote: bool) -> bool:
     end = narration[-40:]
     if not _hands_over(end):
         return False
-    return not after_quote or not (end.rstrip().endswith(".") or find_subject(narration))
+    if after_quote and end.rstrip().endswith("."):
+        # a sentence of its own after the quote's: '" added the Gryphon, before Alice could speak again.
+        # The Mock Turtle went on.'
+        return len(SENTENCE_END.split(narration.strip())) > 1
+    return not after_quote or not find_subject(narration)
 
 
 def _resumes(before: str, after: str) -> str:

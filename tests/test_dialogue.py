@@ -729,6 +729,18 @@ def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_buil
         'reply,\n\n"Do not make yourself uneasy, my love."\n': "Mr. Bennet",
         "Emma returned her friend's pressure with interest; and was pleased\nenough to exclaim,\n\n"
         '"You are not vain, Mr. Knightley."\n': "Emma",  # to exclaim
+        # A Room with a View, chapter 16: a word that opens the sentence is not part of the name
+        'There was a pause. Then Cecil said with great emotion:\n\n"It is true."\n': "Cecil",
+        # Emma, chapter 26: ".--" ends a sentence ("they looked it over together" is not Emma's)
+        "He brought all the music to her, and they looked it over together.--Emma\ntook the opportunity of "
+        'whispering,\n\n"You speak too plain. She must understand you."\n': "Emma",
+        # Emma, chapter 30, and Pride and Prejudice, chapter 10: a speaker heard, or accosting someone
+        "The party did not break up without Emma's being positively\nsecured for the two first dances by the "
+        'hero of the evening, nor without\nher overhearing Mr. Weston whisper to his wife, "He has asked her, '
+        'my\ndear. That\'s right. I knew he would!"\n': "Mr. Weston",
+        "Her resistance had not\ninjured her with the gentleman, and he was thinking of her with some\n"
+        'complacency, when thus accosted by Miss Bingley,\n\n"I can guess the subject of your reverie."\n': "Miss "
+        "Bingley",
     }
     for passage, speaker in passages.items():
         assert [u.speaker for u in extract_utterances(passage)] == [speaker]
@@ -744,6 +756,24 @@ def test_verbs_of_speech_of_more_than_one_word_attribute_a_quote():  # The Age o
         '"Lefferts--who made love to her and got snubbed for it!" Archer broke\nout contemptuously.\n'
     )
     assert [u.speaker for u in extract_utterances(passage)] == ["Archer"]
+
+
+def test_a_progressive_verb_of_speech_attributes_a_quote():  # The Age of Innocence, chapter 14
+    passage = (
+        '"Lord love us--three whole days at Skuytercliff!" Beaufort was saying\nin his loud sneering voice as '
+        'Archer entered.  "You\'d better take all\nyour furs, and a hot-water-bottle."\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Beaufort"]
+
+
+def test_a_sentence_of_its_own_after_a_quotes_attribution_hands_over_to_the_next_paragraph():  # Alice, ch. 9
+    passage = (
+        '"Hold your tongue!" added the Gryphon, before Alice could speak again.\nThe Mock Turtle went on.\n\n'
+        '"We had the best of educations--in fact, we went to school every day--"\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["the Gryphon", "Mock Turtle"]
+    passage = '"How then?" I persisted.\n\n"Never you mind."\n'  # the quote's own attribution: no hand-over
+    assert [u.speaker for u in extract_utterances(passage)] == ["I", ""]
 
 
 def test_a_name_after_the_verb_may_have_an_epithet():  # A Room with a View, chapters 4 and 8; Oliver Twist
