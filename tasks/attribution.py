@@ -196,7 +196,7 @@ def find_subject(narration: str) -> str:
 
 
 # A sentence's end; "Mr. Jaggers" goes on with its sentence (checked after the mark: faster)
-NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)"
+NOT_AFTER_TITLE = r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMs\.)(?<!\bM\.)"
 SENTENCE_END = re.compile(rf"[.!?;]{NOT_AFTER_TITLE}(?:[\"'”’)]?\s|--(?=[A-Z]))")
 FULL_STOP = re.compile(rf"[.!?]{NOT_AFTER_TITLE}[\"'”’]?\s")  # a sentence's end, not a clause's
 LONG_SENTENCE = 300  # characters a sentence that leads into a quote is read back for its subject
@@ -280,7 +280,7 @@ def subject_before(narration: str) -> str:
     voice, "), or of the sentence that introduces it ("Matthew took his courage in both hands and
     replied: "); else ""."""
     sentences = SENTENCE_END.split(narration[-120:])
-    sentence = sentences[-1]  # the sentence that leads into the quote
+    sentence = sentences[-1].removesuffix(".")  # the sentence that leads into the quote ("Sir William thus began.")
     last = next(reversed(list(ATTRIBUTION.finditer(sentence, max(len(sentence) - 80, 0)))), None)
     if last:
         return subject_of(last)

@@ -535,7 +535,12 @@ def _play_speech(text: str, start: int, end: int, speaker: str) -> list[Speech]:
 
 
 # How narration that hands over to the next paragraph's quote ends: "She went on, however."
-RESUMED_SENTENCE_END = re.compile(rf"{RESUMES.pattern}(?:,\s*\w+)?\.$")
+# ... and who speaks first ("Sir William thus began.", "Anne herself answered, lifting her head."), but not a
+# reaction ("Lord Henry ... laughed.", "Miss Honeychurch assented.") nor words told ("replied ... that she was.")
+RESUMED_SENTENCE_END = re.compile(
+    rf"(?:{RESUMES.pattern}(?:,\s*\w+)?"
+    r"|\b(?:began|spoke|answered|replied)(?:\s+(?:again|now|up|first|[a-z]+ly))?(?:,\s+[a-z]+ing\b[^.,;]{0,30})?)\.$"
+)
 
 
 def _hands_over(end: str) -> bool:

@@ -737,7 +737,7 @@ def test_a_sentence_that_leads_into_a_quote_names_its_speaker_however_it_is_buil
         # Emma, chapter 30, and Pride and Prejudice, chapter 10: a speaker heard, or accosting someone
         "The party did not break up without Emma's being positively\nsecured for the two first dances by the "
         'hero of the evening, nor without\nher overhearing Mr. Weston whisper to his wife, "He has asked her, '
-        'my\ndear. That\'s right. I knew he would!"\n': "Mr. Weston",
+        "my\ndear. That's right. I knew he would!\"\n": "Mr. Weston",
         "Her resistance had not\ninjured her with the gentleman, and he was thinking of her with some\n"
         'complacency, when thus accosted by Miss Bingley,\n\n"I can guess the subject of your reverie."\n': "Miss "
         "Bingley",
@@ -772,6 +772,18 @@ def test_a_sentence_of_its_own_after_a_quotes_attribution_hands_over_to_the_next
         '"We had the best of educations--in fact, we went to school every day--"\n'
     )
     assert [u.speaker for u in extract_utterances(passage)] == ["the Gryphon", "Mock Turtle"]
+    passage = (  # Pride and Prejudice, chapter 6: a paragraph of narration that ends with who begins to speak
+        "Mr. Darcy stood near them in silent indignation at such a mode of passing\nthe evening, to the exclusion "
+        "of all conversation, and was too much\nengrossed by his own thoughts to perceive that Sir William Lucas "
+        'was his\nneighbour, till Sir William thus began.\n\n"What a charming amusement for young people this '
+        'is, Mr. Darcy!"\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["Sir William"]
+    passage = (  # A Room with a View, chapter 8: a reaction does not hand over
+        '"He was such a nice old man, I\'m sure."\n\nCecil laughed at her feminine inconsequence.\n\n'
+        '"Well, that was my idea."\n'
+    )
+    assert [u.speaker for u in extract_utterances(passage)] == ["", ""]
     passage = '"How then?" I persisted.\n\n"Never you mind."\n'  # the quote's own attribution: no hand-over
     assert [u.speaker for u in extract_utterances(passage)] == ["I", ""]
 
