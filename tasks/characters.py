@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tasks.attribution import addressees, alternation
 from tasks.speakers import assign_speakers, narrator_name
-from tasks.tables import CHARACTERS, Utterance, read_table
+from tasks.tables import CHARACTERS, Utterance, read_table, with_speaker
 
 MALE_TITLES = {"mr", "sir", "lord", "colonel", "captain", "uncle", "father", "monsieur", "m", "herr", "king", "prince"}
 FEMALE_TITLES = {"mrs", "miss", "ms", "lady", "aunt", "mother", "madame", "mme", "frau", "queen", "princess"}
@@ -69,7 +69,8 @@ def _words(name: str) -> list[str]:
     return name.lower().replace(".", " ").split()
 
 
-def _title_gender(name: str) -> str:
+def title_gender(name: str) -> str:
+    """The gender a name's titles give ("Mrs. Bennet": "F"), "" for none or both."""
     words = set(_words(name))
     male, female = bool(words & MALE_TITLES), bool(words & FEMALE_TITLES)
     return "M" if male and not female else "F" if female and not male else ""
@@ -228,13 +229,13 @@ def find_cast(text: str, utterances: list[Utterance], book_id: int = 0) -> list[
     _join_pet_names(members)
     _join_misprints(members, spoken)
     # pronouns give a gender only to the characters no title gives one (the costliest search here)
-    untitled = {a for aliases in members.values() if not any(map(_title_gender, aliases)) for a in aliases}
+    untitled = {a for aliases in members.values() if not any(map(title_gender, aliases)) for a in aliases}
     pronouns = _pronoun_gender(text, sorted(names), untitled)
     cast = []
     for aliases in members.values():
         canonical = _canonical(aliases)
         aliases = [canonical] + [a for a in aliases if a != canonical]
-        genders = {_title_gender(a) for a in aliases} - {""} or {pronouns.get(a, "") for a in aliases} - {""}
+        genders = {title_gender(a) for a in aliases} - {""} or {pronouns.get(a, "") for a in aliases} - {""}
         cast.append(Character(book_id, canonical, aliases, genders.pop() if len(genders) == 1 else "", 0))
     return _with_lines(cast, spoken)
 
@@ -252,7 +253,7 @@ def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tup
     cast = find_cast(text, utterances, book_id)
     narrator = narrator_name(utterances, {alias for c in cast for alias in c.aliases})
     if narrator:  # "I said" is the narrator's: Watson's, in The Sign of the Four
-        utterances = [replace(u, speaker=narrator) if u.speaker == "I" else u for u in utterances]
+        utterances = [with_speaker(u, narrator) if u.speaker == "I" else u for u in utterances]
     genders = {alias: c.gender for c in cast for alias in c.aliases if c.gender}
     spoken = {u.speaker for u in utterances if u.speaker}
     named = assign_speakers(
@@ -269,7 +270,7 @@ def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> li
     """The utterances with each speaker named by their character's canonical name."""
     name_of = {alias: c.character for c in cast for alias in c.aliases}
     named = [(u, name_of.get(_clean(u.speaker), u.speaker) if u.speaker else "") for u in utterances]
-    return [replace(u, speaker=name) if name != u.speaker else u for u, name in named]  # replace() is slow
+    return [with_speaker(u, name) if name != u.speaker else u for u, name in named]
 
 
 def cast_from_table(path: Path) -> list[Character]:

@@ -46,10 +46,20 @@ from tasks.attribution import (
     subject_of,
 )
 from tasks.cache import ModuleSource
-from tasks.characters import speakers_of
+from tasks.characters import speakers_of, title_gender
 from tasks.errors import ExtractionError
-from tasks.speakers import different_people
-from tasks.tables import BOOKS, CHARACTERS, UTTERANCES, BookDialogue, StoredFile, Utterance, read_table, write_table
+from tasks.speakers import PRONOUN_GENDER, different_people
+from tasks.tables import (
+    BOOKS,
+    CHARACTERS,
+    UTTERANCES,
+    BookDialogue,
+    StoredFile,
+    Utterance,
+    read_table,
+    with_speaker,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +350,9 @@ def _surely_two(one: str, other: str) -> bool:
     names = name_in(one), name_in(other)
     if len(pronouns) == 2 or pronouns == {"they"} and any(names):  # "they" cried, then Alice
         return True
+    if pronouns <= {"he", "she"} and len(pronouns) == 1 and any(names):  # "he asked; and ... Mrs. van der Luyden"
+        named = title_gender(next(n for n in names if n))
+        return bool(named) and named != PRONOUN_GENDER[pronouns.pop()]
     return all(names) and "I" not in names and different_people(*names)
 
 
@@ -683,7 +696,7 @@ def _words_not_names(text: str, utterances: list[Utterance]) -> list[Utterance]:
             inside.add(match.group())
     if inside == words:
         return utterances
-    return [replace(u, speaker="") if u.speaker in words - inside else u for u in utterances]
+    return [with_speaker(u, "") if u.speaker in words - inside else u for u in utterances]
 
 
 def _recurring_roles(utterances: list[Utterance]) -> list[Utterance]:
@@ -693,7 +706,7 @@ def _recurring_roles(utterances: list[Utterance]) -> list[Utterance]:
     rare = {role for role, count in roles.items() if count < ROLE_MENTIONS}
     if not rare:
         return utterances
-    return [replace(u, speaker="", subject=u.speaker) if u.speaker in rare else u for u in utterances]
+    return [with_speaker(u, "", subject=u.speaker) if u.speaker in rare else u for u in utterances]
 
 
 @task(

@@ -31,10 +31,9 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 
 from tasks.attribution import SENTENCE_END, addressees, closing_addressee, sentence_subject
-from tasks.tables import Utterance
+from tasks.tables import Utterance, with_speaker
 
 EXPLICIT, CONTINUATION, TURN, ANAPHORIC, VOCATIVE = "explicit", "continuation", "turn", "anaphoric", "vocative"
 # "A B ? she said": the pronoun names a speaker of that gender within this many turns, when no other
@@ -163,7 +162,7 @@ def assign_speakers(
             how = EXPLICIT if u.speaker else (CONTINUATION if source[t] == EXPLICIT else source[t])
             named = u.speaker or speaker[t]
             changed = named != u.speaker or how != u.speaker_source
-            out.append(replace(u, speaker=named, speaker_source=how) if changed else u)  # replace() is slow
+            out.append(with_speaker(u, named, how) if changed else u)
     return out
 
 
@@ -335,14 +334,6 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
     n = len(turns)
     if not (t >= 2 and speaker[t - 2] and speaker[t - 1] or t + 2 < n and speaker[t + 2] and speaker[t + 1]):
         return ""  # neither side has two named turns (most turns: checked first, for speed)
-    here = utterances[turns[t][0]]
-    nearby = {
-        speaker[k]
-        for k in range(max(t - WINDOW, 0), min(t + WINDOW + 1, len(turns)))
-        if speaker[k] and _same_talk(here, utterances[turns[k][0]])
-    }
-    if len(nearby) > 2:
-        return ""  # a third person nearby: who speaks is not a matter of alternation
     for a, b, other in ((t - 2, t - 1, t + 1), (t + 2, t + 1, t - 1)):
         if not (0 <= a < len(turns) and speaker[a] and speaker[b] and different_people(speaker[a], speaker[b])):
             continue
@@ -358,8 +349,20 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
             utterances[turns[hi][0]],
         )
         if _adjacent(chain[0], chain[1]) and _adjacent(chain[2], chain[3]):
-            return speaker[a]
+            return "" if _third_nearby(t, turns, speaker, utterances) else speaker[a]
     return ""
+
+
+def _third_nearby(t: int, turns: list[list[int]], speaker: list[str], utterances: list[Utterance]) -> bool:
+    """True when more than two people speak within WINDOW turns of t in its conversation: who speaks
+    then is not a matter of alternation (checked last in _alternate: the costliest of its checks)."""
+    here = utterances[turns[t][0]]
+    nearby = {
+        speaker[k]
+        for k in range(max(t - WINDOW, 0), min(t + WINDOW + 1, len(turns)))
+        if speaker[k] and _same_talk(here, utterances[turns[k][0]])
+    }
+    return len(nearby) > 2
 
 
 def _chains(turns: list[list[int]], utterances: list[Utterance]) -> list[range]:

@@ -101,6 +101,14 @@ class Utterance:
     subject: str = ""  # whom the attribution names when it gives no name: "she", "his lady"
 
 
+def with_speaker(u: Utterance, speaker: str, source: str | None = None, subject: str | None = None) -> Utterance:
+    """The utterance with another speaker (and speaker_source, subject): dataclasses.replace at half the
+    cost, for the sieve's thousands of names a book."""
+    source = u.speaker_source if source is None else source
+    subject = u.subject if subject is None else subject
+    return Utterance(u.book_id, u.index, u.paragraph, u.scene, u.turn, u.start, u.end, u.text, speaker, source, subject)
+
+
 def utterances_from_table(path: Path) -> list[Utterance]:
     """The UTTERANCES file as Utterance rows."""
     frame = read_table(path, UTTERANCES)
