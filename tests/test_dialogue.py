@@ -758,6 +758,16 @@ def test_verbs_of_speech_of_more_than_one_word_attribute_a_quote():  # The Age o
     assert [u.speaker for u in extract_utterances(passage)] == ["Archer"]
 
 
+def test_a_pronoun_and_a_title_of_the_other_gender_are_two_speakers():  # The Age of Innocence, chapter 9
+    passage = (
+        '"Is your carriage here?" he asked; and at that moment Mrs. van der\nLuyden, who was being majestically '
+        'inserted into her sables, said\ngently:  "We are driving dear Ellen home."\n'
+    )
+    utterances = extract_utterances(passage)
+    assert [u.text for u in utterances] == ["Is your carriage here?", "We are driving dear Ellen home."]
+    assert utterances[0].turn != utterances[1].turn
+
+
 def test_a_progressive_verb_of_speech_attributes_a_quote():  # The Age of Innocence, chapter 14
     passage = (
         '"Lord love us--three whole days at Skuytercliff!" Beaufort was saying\nin his loud sneering voice as '
