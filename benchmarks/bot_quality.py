@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from tasks.characters import canonical_speakers, speakers_of  # noqa: E402
+from tasks.characters import speakers_of  # noqa: E402
 from tasks.config import ChatConfig, EvalConfig, TrainConfig  # noqa: E402
 from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.evaluate import evaluate_bot, formatted  # noqa: E402
@@ -55,7 +55,7 @@ def book_text(book_id: int) -> str:
 
 def pairs_of(book_id: int, title: str, text: str) -> pd.DataFrame:
     """The pipeline's checked pairs of one book, speakers named by their characters."""
-    named = canonical_speakers(*speakers_of(text, extract_utterances(text, book_id)))
+    named, _ = speakers_of(text, extract_utterances(text, book_id))
     frame = pd.DataFrame([dataclasses.asdict(p) for p in pair_utterances(named)])
     return validate_pairs(frame, {book_id: title}, 0.1, 0, 50)[0]
 

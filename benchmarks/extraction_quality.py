@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.characters import canonical_speakers, speakers_of  # noqa: E402
+from tasks.characters import speakers_of  # noqa: E402
 from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.pairing import pair_utterances  # noqa: E402
 from tasks.pdnc import STYLES, load_aliases, load_novel, restyle, score, speaker_accuracy, speaker_precision  # noqa: E402
@@ -36,7 +36,7 @@ def main() -> None:
             text, gold = load_novel(folder)
             styled = restyle(text, style)
             utterances, cast = speakers_of(styled, extract_utterances(styled))  # as the pipeline does
-            s = score(utterances, pair_utterances(canonical_speakers(utterances, cast)), gold)
+            s = score(utterances, pair_utterances(utterances), gold)
             row = (s.precision, s.recall, s.f1, s.pair_precision, s.pair_recall)
             aliases = load_aliases(folder)
             accuracy = speaker_accuracy(utterances, gold, aliases)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.characters import canonical_speakers, speakers_of  # noqa: E402
+from tasks.characters import speakers_of  # noqa: E402
 from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.gutenberg import decode_text, strip_boilerplate  # noqa: E402
 from tasks.pairing import pair_utterances  # noqa: E402
@@ -36,7 +36,7 @@ def timed(fn, texts: list[str]) -> float:
 
 def pipeline(text: str) -> list:
     """What the dataset flow does to a book after downloading it: utterances and speakers, the cast, pairs."""
-    return pair_utterances(canonical_speakers(*speakers_of(text, extract_utterances(text))))
+    return pair_utterances(speakers_of(text, extract_utterances(text))[0])
 
 
 def main() -> None:

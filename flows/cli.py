@@ -361,10 +361,9 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 
 def cmd_pairs(args: argparse.Namespace) -> None:
-    from tasks.characters import canonical_speakers
     from tasks.pairing import pair_utterances
 
-    for p in pair_utterances(canonical_speakers(*_dialogue(args.file)), args.max_gap):
+    for p in pair_utterances(_dialogue(args.file)[0], args.max_gap):
         print(json.dumps(dataclasses.asdict(p), ensure_ascii=False))
 
 

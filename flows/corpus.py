@@ -124,7 +124,6 @@ def build_dataset(cfg: CorpusConfig) -> CheckedDataset:
             pair_utterances_task,
             book_id=book_id,
             utterances=dialogue.utterances,
-            characters=dialogue.characters,
             max_gap=cfg.max_gap,
             out_dir=cfg.data_dir / "03_pairs",
         )

@@ -249,7 +249,8 @@ def _with_lines(cast: list[Character], spoken: Counter) -> list[Character]:
 def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tuple[list[Utterance], list[Character]]:
     """The speaker sieve in full, and the book's cast. The cast comes from the attributions' names (the
     sieve's rules only hand those names on), so it is found once, before the sieve: its names and genders
-    drive the sieve's vocative and pronoun rules, and its lines are counted after it."""
+    drive the sieve's vocative and pronoun rules, and its lines are counted after it. The utterances name
+    their speakers by their characters' canonical names ("Lizzy" and "Elizabeth" are "Elizabeth Bennet")."""
     cast = find_cast(text, utterances, book_id)
     narrator = narrator_name(utterances, {alias for c in cast for alias in c.aliases})
     if narrator:  # "I said" is the narrator's: Watson's, in The Sign of the Four
@@ -263,7 +264,7 @@ def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tup
         text,
         narrator,
     )
-    return named, _with_lines(cast, _spoken(named))
+    return canonical_speakers(named, cast), _with_lines(cast, _spoken(named))
 
 
 def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> list[Utterance]:

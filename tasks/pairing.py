@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
-from prefect.cache_policies import INPUTS
 
-from tasks.cache import ModuleSource
-from tasks.characters import canonical_speakers, cast_from_table
+from tasks.cache import PARQUET_INPUTS
 from tasks.config import CorpusConfig
 from tasks.tables import PAIRS, StoredFile, Utterance, utterances_from_table, write_table
 
@@ -63,14 +61,11 @@ def pair_utterances(utterances: list[Utterance], max_gap: int = CorpusConfig.max
 @task(
     name="pair-utterances",
     task_run_name="pair-{book_id}",
-    cache_policy=INPUTS + ModuleSource(modules=("tasks.characters",)),  # it names speakers by their characters
+    cache_policy=PARQUET_INPUTS,
     persist_result=True,
 )
-def pair_utterances_task(
-    book_id: int, utterances: StoredFile, characters: StoredFile, max_gap: int, out_dir: Path
-) -> StoredFile:
-    """03_pairs/<book_id>.parquet (PAIRS), speakers by their characters' names."""
-    named = canonical_speakers(utterances_from_table(utterances.path), cast_from_table(characters.path))
-    pairs = pair_utterances(named, max_gap)
+def pair_utterances_task(book_id: int, utterances: StoredFile, max_gap: int, out_dir: Path) -> StoredFile:
+    """03_pairs/<book_id>.parquet (PAIRS); the utterances name speakers by their characters already."""
+    pairs = pair_utterances(utterances_from_table(utterances.path), max_gap)
     log.info("book %d: %d pairs", book_id, len(pairs))
     return write_table(pairs, out_dir / f"{book_id}.parquet", PAIRS)

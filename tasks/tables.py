@@ -56,7 +56,7 @@ UTTERANCES = pa.schema(
         ("start", pa.int64()),  # character offsets into BOOKS.text
         ("end", pa.int64()),
         ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
-        ("speaker", pa.string()),  # as the text names it ("Elizabeth"), "" when unknown
+        ("speaker", pa.string()),  # a CHARACTERS name ("Elizabeth Bennet"; the text's own where none), "" when unknown
         ("speaker_source", pa.string()),  # explicit, continuation, vocative, turn, anaphoric (tasks/speakers.py), or ""
         ("subject", pa.string()),  # whom an attribution without a name names: "she", "his lady"; else ""
     ]
@@ -96,7 +96,7 @@ class Utterance:
     start: int  # character offsets of the speech in the text (first and last quoted character)
     end: int
     text: str  # the spoken words, attribution removed, whitespace folded
-    speaker: str  # as the text names it, "" when unknown
+    speaker: str  # as the text names it, then (characters.speakers_of) their character's name; "" when unknown
     speaker_source: str = ""  # how the speaker was found (tasks/speakers.py): explicit, continuation, turn, ...
     subject: str = ""  # whom the attribution names when it gives no name: "she", "his lady"
 

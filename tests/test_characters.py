@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import GUTENBERG, PDNC, ROOT
 
-from tasks.characters import canonical_speakers, speakers_of
+from tasks.characters import speakers_of
 from tasks.dialogue import extract_utterances
 from tasks.gutenberg import decode_text, strip_boilerplate
 from tasks.pairing import pair_utterances
@@ -41,7 +41,7 @@ def test_ambiguous_names_stay_unmerged(pride):
 
 def test_pairs_name_speakers_by_their_character(pride):
     _, utterances, cast = pride
-    pairs = pair_utterances(canonical_speakers(utterances, list(cast.values())))
+    pairs = pair_utterances(utterances)
     speakers = {p.prompt_speaker for p in pairs} | {p.response_speaker for p in pairs}
     assert "Elizabeth Bennet" in speakers and "Elizabeth" not in speakers and "Darcy" not in speakers
     assert all(not (p.prompt_speaker and p.prompt_speaker == p.response_speaker) for p in pairs)

@@ -25,13 +25,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def emma_pairs() -> pd.DataFrame:
-    from tasks.characters import canonical_speakers, speakers_of
+    from tasks.characters import speakers_of
     from tasks.dialogue import extract_utterances
     from tasks.gutenberg import decode_text, strip_boilerplate
     from tasks.pairing import pair_utterances
 
     text = strip_boilerplate(decode_text((GUTENBERG / "cache/epub/158/pg158.txt").read_bytes(), "utf-8", "pg158"))
-    named = canonical_speakers(*speakers_of(text, extract_utterances(text, 158)))
+    named, _ = speakers_of(text, extract_utterances(text, 158))
     frame = pd.DataFrame([dataclasses.asdict(p) for p in pair_utterances(named)])
     return validate_pairs(frame, {158: "Emma"}, 0.1, 0, 50)[0]
 
