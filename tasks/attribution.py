@@ -268,10 +268,11 @@ RELATIVE_SPEAKER = re.compile(
 SPEECH_INFINITIVE = alternation(
     "say|whisper|exclaim|cry|cry out|ask|add|reply|observe|remark|murmur|mutter|answer|call out|begin|go on"
 )
+INTRODUCING = alternation(INTRODUCING_WORDS.strip("|"))
 HEARD_OR_BY = re.compile(
-    rf"\b(?:(?:over)?hear(?:d|ing)?\s+(?P<heard>{NAME})\s+(?:[a-z]+ly\s+)?(?:{SPEECH_INFINITIVE}|{INTRODUCING_WORDS[1:]})"
+    rf"\b(?:(?:over)?hear(?:d|ing)?\s+(?P<heard>{NAME})\s+(?:[a-z]+ly\s+)?(?:{SPEECH_INFINITIVE}|{INTRODUCING})"
     rf"|(?:accosted|addressed|interrupted|greeted|hailed|roused|questioned)\s+by\s+(?P<by>{NAME})"
-    rf"(?:['’]s\s+(?:{INTRODUCING_WORDS[1:]}))?)\b[^.!?;]{{0,45}}$"
+    rf"(?:['’]s\s+{INTRODUCING})?)\b[^.!?;]{{0,45}}$"
 )
 
 

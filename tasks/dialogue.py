@@ -350,7 +350,7 @@ def _surely_two(one: str, other: str) -> bool:
     names = name_in(one), name_in(other)
     if len(pronouns) == 2 or pronouns == {"they"} and any(names):  # "they" cried, then Alice
         return True
-    if pronouns <= {"he", "she"} and len(pronouns) == 1 and any(names):  # "he asked; and ... Mrs. van der Luyden"
+    if pronouns in ({"he"}, {"she"}) and any(names):  # "he asked; and ... Mrs. van der Luyden"
         named = title_gender(next(n for n in names if n))
         return bool(named) and named != PRONOUN_GENDER[pronouns.pop()]
     return all(names) and "I" not in names and different_people(*names)
@@ -573,7 +573,7 @@ def _introduces_next(narration: str, after_quote: bool) -> bool:
     if after_quote and end.rstrip().endswith("."):
         # a sentence of its own after the quote's: '" added the Gryphon, before Alice could speak again.
         # The Mock Turtle went on.'
-        return len(SENTENCE_END.split(narration.strip())) > 1
+        return bool(SENTENCE_END.search(narration.strip()))
     return not after_quote or not find_subject(narration)
 
 
