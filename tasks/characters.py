@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tasks.attribution import addressees, alternation
+from tasks.ranking import rank_speakers
 from tasks.speakers import assign_speakers, narrator_name
 from tasks.tables import CHARACTERS, Utterance, read_table, with_speaker
 
@@ -264,7 +265,8 @@ def speakers_of(text: str, utterances: list[Utterance], book_id: int = 0) -> tup
         text,
         narrator,
     )
-    return canonical_speakers(named, cast), _with_lines(cast, _spoken(named))
+    named = rank_speakers(canonical_speakers(named, cast), cast, text)
+    return named, _with_lines(cast, _spoken(named))
 
 
 def canonical_speakers(utterances: list[Utterance], cast: list[Character]) -> list[Utterance]:

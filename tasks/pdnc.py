@@ -140,7 +140,7 @@ def _same_person(one: str, other: str) -> bool:
     return bool((a - TITLE_WORDS) & (b - TITLE_WORDS)) and not (all(titles) and not titles[0] & titles[1])
 
 
-def _names_speaker(name: str, speaker: str, aliases: dict[str, set[str]]) -> bool:
+def names_speaker(name: str, speaker: str, aliases: dict[str, set[str]]) -> bool:
     names = aliases.get(speaker) or aliases.get(speaker.split(" - ")[0], set())  # "Christopher Robin - Story"
     return any(_same_person(name, other) for other in names | {speaker})
 
@@ -160,7 +160,7 @@ def speaker_precision(
         if not utterance.speaker or utterance.speaker == "I":
             continue
         named += 1
-        right += _names_speaker(utterance.speaker, gold[match[0]].speaker, aliases)
+        right += names_speaker(utterance.speaker, gold[match[0]].speaker, aliases)
     return right / max(named, 1), named / max(matched, 1)
 
 
@@ -171,7 +171,7 @@ def speaker_accuracy(utterances: list[Utterance], gold: list[Gold], aliases: dic
     for utterance, match in zip(utterances, align(utterances, gold)):
         if match and utterance.speaker and utterance.speaker != "I":
             for g in range(match[0], match[1] + 1):
-                right[g] = _names_speaker(utterance.speaker, gold[g].speaker, aliases)
+                right[g] = names_speaker(utterance.speaker, gold[g].speaker, aliases)
     accuracy = {"all": sum(right) / max(len(gold), 1)}
     for kind in ("Explicit", "Anaphoric", "Implicit"):
         of_kind = [ok for ok, g in zip(right, gold) if g.kind == kind]

@@ -75,7 +75,7 @@ def different_people(a: str, b: str) -> bool:
     return True
 
 
-def _turns(utterances: list[Utterance]) -> list[list[int]]:
+def speaker_turns(utterances: list[Utterance]) -> list[list[int]]:
     """Indices of the utterances of each speaker turn, in order."""
     turns: list[list[int]] = []
     for i, u in enumerate(utterances):
@@ -113,12 +113,12 @@ def assign_speakers(
     without them, no speech is taken to call someone by name. text: the book's, which the utterances'
     offsets point into; with it, a pronoun may also name whom the narration before the speech is about.
     narrator: the first-person narrator's name, whose speeches are "I said", never "he said" or "she said"."""
-    turns = _turns(utterances)
+    turns = speaker_turns(utterances)
     # explicit: a turn is the speaker's whom one of its utterances' attributions names
     speaker = [next((utterances[i].speaker for i in members if utterances[i].speaker), "") for members in turns]
     source = [EXPLICIT if name else "" for name in speaker]
     subjects = [_subject(members, utterances) for members in turns]
-    attributed = [_attributed_gender(subject) for subject in subjects]
+    attributed = [attributed_gender(subject) for subject in subjects]
     genders = genders or {}
 
     # "she said" is not Mr. Darcy's: on the PDNC novels (straight), 82 names fewer, 65 of them wrong; nor
@@ -170,7 +170,7 @@ def narrator_name(utterances: list[Utterance], names: set[str]) -> str:
     """Who the first-person narrator is ("I said": Watson in The Sign of the Four): the one of the cast
     that the speeches just before and after the narrator's own call by name, NARRATOR_VOTES times or
     more and twice as often as anyone else, and whom no attribution names as speaking; else ""."""
-    turns = _turns(utterances)
+    turns = speaker_turns(utterances)
     votes: Counter = Counter()
     for t, members in enumerate(turns):
         if utterances[members[0]].speaker != "I":
@@ -232,7 +232,7 @@ def _pronoun_gender(members: list[int], utterances: list[Utterance]) -> str:
     return PRONOUN_GENDER.get(_subject(members, utterances), "")
 
 
-def _attributed_gender(subject: str) -> str:
+def attributed_gender(subject: str) -> str:
     """The gender an attribution's subject gives its speaker, by a pronoun or a description ("the lady": "F")."""
     return PRONOUN_GENDER.get(subject) or DESCRIPTION_GENDER.get(subject.rsplit(" ", 1)[-1], "")
 
