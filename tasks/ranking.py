@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tasks.attribution import addressees
-from tasks.speakers import attributed_gender, speaker_turns
+from tasks.speakers import adjacent, attributed_gender, speaker_turns
 from tasks.tables import Utterance, with_speaker
 
 if TYPE_CHECKING:  # tasks/characters.py calls rank_speakers
@@ -111,8 +111,8 @@ def choices(utterances: list[Utterance], cast: list["Character"], text: str) -> 
         names = sorted({speaker[k] for k in near})
         said = next((utterances[i].subject.lower() for i in members if utterances[i].subject), "")
         said_gender = attributed_gender(said) if said else ""
-        answering = t > 0 and _answers(utterances[turns[t - 1][-1]], first)
-        answered = t + 1 < len(turns) and _answers(last, utterances[turns[t + 1][0]])
+        answering = t > 0 and adjacent(utterances[turns[t - 1][-1]], first)
+        answered = t + 1 < len(turns) and adjacent(last, utterances[turns[t + 1][0]])
         called = [_called(k, turns, utterances, first) for k in (t, t - 1, t + 1)]
         since = utterances[members[0] - 1].end if members[0] and utterances[members[0] - 1].scene == first.scene else 0
         narration = text[max(since, first.start - NARRATION_BACK) : max(first.start - 1, 0)]
@@ -154,11 +154,6 @@ def _nearby(t: int, speaker: list[str], scene: list[int], paragraph: list[int]) 
         for k in range(max(t - NEAR_TURNS, 0), min(t + NEAR_TURNS + 1, len(speaker)))
         if speaker[k] and k != t and scene[k] == at and abs(paragraph[k] - where) <= NEAR_PARAGRAPHS
     ]
-
-
-def _answers(a: Utterance, b: Utterance) -> bool:
-    """True when b answers a with no narration between (one scene, the next paragraph)."""
-    return a.scene == b.scene and b.paragraph - a.paragraph <= 1
 
 
 def _called(k: int, turns: list[list[int]], utterances: list[Utterance], here: Utterance) -> frozenset[str]:

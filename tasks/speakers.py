@@ -91,7 +91,7 @@ def _addressed_in(t: int, turns: list[list[int]], utterances: list[Utterance]) -
     return addressees(" ".join(utterances[i].text for i in turns[t]))
 
 
-def _adjacent(a: Utterance, b: Utterance) -> bool:
+def adjacent(a: Utterance, b: Utterance) -> bool:
     """True when b answers a with no paragraph of narration between (one conversation, next paragraph)."""
     return a.scene == b.scene and b.paragraph - a.paragraph <= 1
 
@@ -178,7 +178,7 @@ def narrator_name(utterances: list[Utterance], names: set[str]) -> str:
         for other in (t - 1, t + 1):
             if 0 <= other < len(turns) and utterances[turns[other][0]].speaker != "I":
                 first, second = sorted((t, other))
-                if _adjacent(utterances[turns[first][-1]], utterances[turns[second][0]]):
+                if adjacent(utterances[turns[first][-1]], utterances[turns[second][0]]):
                     votes.update(_addressed_in(other, turns, utterances) & names)
     (name, n), (_, runner_up) = (votes.most_common(2) + [("", 0)] * 2)[:2]
     speaking = {u.speaker for u in utterances if u.speaker}
@@ -196,7 +196,7 @@ def _called(
     """A turn right after a speech that ends by calling one of the cast by name ("..., Mr. Darcy?") is theirs."""
     for t in range(1, len(turns)):
         before, here = utterances[turns[t - 1][-1]], utterances[turns[t][0]]
-        if speaker[t] or not _adjacent(before, here):
+        if speaker[t] or not adjacent(before, here):
             continue
         name = closing_addressee(before.text)
         if name in names and (not speaker[t - 1] or different_people(name, speaker[t - 1])) and fits(t, name):
@@ -348,7 +348,7 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
             utterances[turns[mid][-1]],
             utterances[turns[hi][0]],
         )
-        if _adjacent(chain[0], chain[1]) and _adjacent(chain[2], chain[3]):
+        if adjacent(chain[0], chain[1]) and adjacent(chain[2], chain[3]):
             return "" if _third_nearby(t, turns, speaker, utterances) else speaker[a]
     return ""
 
@@ -369,7 +369,7 @@ def _chains(turns: list[list[int]], utterances: list[Utterance]) -> list[range]:
     """Runs of turns each answering the one before it with no narration between."""
     chains, start = [], 0
     for t in range(1, len(turns) + 1):
-        if t == len(turns) or not _adjacent(utterances[turns[t - 1][-1]], utterances[turns[t][0]]):
+        if t == len(turns) or not adjacent(utterances[turns[t - 1][-1]], utterances[turns[t][0]]):
             chains.append(range(start, t))
             start = t
     return chains

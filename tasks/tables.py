@@ -57,7 +57,7 @@ UTTERANCES = pa.schema(
         ("end", pa.int64()),
         ("text", pa.string()),  # the spoken words, attribution removed, whitespace folded
         ("speaker", pa.string()),  # a CHARACTERS name ("Elizabeth Bennet"; the text's own where none), "" when unknown
-        ("speaker_source", pa.string()),  # explicit, continuation, vocative, turn, anaphoric (tasks/speakers.py), ranked (tasks/ranking.py), or ""
+        ("speaker_source", pa.string()),  # explicit, continuation, vocative, turn, anaphoric, ranked; "" if none
         ("subject", pa.string()),  # whom an attribution without a name names: "she", "his lady"; else ""
     ]
 )
