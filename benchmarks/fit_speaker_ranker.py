@@ -20,7 +20,6 @@ from tasks.characters import speakers_of  # noqa: E402
 from tasks.dialogue import extract_utterances  # noqa: E402
 from tasks.pdnc import STYLES, align, load_aliases, load_novel, names_speaker, restyle  # noqa: E402
 from tasks.ranking import CONFIDENCE, FEATURES, NULL_FEATURES, RANKED, choices, probabilities  # noqa: E402
-from tasks.speakers import speaker_turns  # noqa: E402
 from tasks.tables import with_speaker  # noqa: E402
 
 PDNC = Path(__file__).resolve().parents[2] / "shared" / "pdnc"
@@ -36,10 +35,9 @@ def labelled(folder: Path, style: str) -> list[tuple[np.ndarray, np.ndarray, int
     utterances, cast = speakers_of(styled, extract_utterances(styled))
     utterances = [with_speaker(u, "", "") if u.speaker_source == RANKED else u for u in utterances]
     matched = align(utterances, gold)
-    turns = speaker_turns(utterances)
     found = []
     for choice in choices(utterances, cast, styled):
-        spans = [matched[i] for i in turns[choice.turn] if matched[i]]
+        spans = [matched[i] for i in choice.turn if matched[i]]
         if not spans:
             continue
         truth = gold[spans[0][0]].speaker

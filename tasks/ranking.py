@@ -15,12 +15,10 @@ fit on the other nine.
 
 import math
 import operator
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tasks.attribution import addressees
-from tasks.speakers import adjacent, attributed_gender, speaker_turns
+from tasks.speakers import addressed_in, adjacent, attributed_gender, mentions, speaker_turns
 from tasks.tables import Utterance, with_speaker
 
 if TYPE_CHECKING:  # tasks/characters.py calls rank_speakers
@@ -86,7 +84,7 @@ WEIGHTS = {
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    turn: int  # index among the book's speaker turns (tasks/speakers.py, speaker_turns)
+    turn: list[int]  # the indices of the turn's utterances (tasks/speakers.py, speaker_turns)
     names: list[str]  # the people nearby, canonical names
     rows: list[list[float]]  # each one's FEATURES, then no one's NULL_FEATURES as the last row
 
@@ -121,19 +119,19 @@ def choices(utterances: list[Utterance], cast: list["Character"], text: str) -> 
         rows = []
         for name in names:
             theirs = {k - t for k in near if speaker[k] == name}
-            known = said_gender and gender.get(name)
+            own, sex = aliases.get(name, {name}), gender.get(name, "")
             rows.append(
                 [
                     -1 in theirs,
                     1 in theirs,
                     -2 in theirs and answering,
                     2 in theirs and answered,
-                    bool(said_gender) and gender.get(name) == said_gender,
-                    bool(known) and gender.get(name) != said_gender,
-                    *(bool(c & aliases.get(name, {name})) for c in called),
-                    _names(narration, aliases.get(name, {name})),
-                    _names(narration[-NARRATION_LAST:], aliases.get(name, {name})),
-                    _names(after, aliases.get(name, {name})),
+                    bool(said_gender) and sex == said_gender,
+                    bool(said_gender and sex) and sex != said_gender,
+                    *(bool(c & own) for c in called),
+                    _names(narration, own),
+                    _names(narration[-NARRATION_LAST:], own),
+                    _names(after, own),
                     math.log(len(names)),
                     len(theirs),
                 ]
@@ -141,7 +139,7 @@ def choices(utterances: list[Utterance], cast: list["Character"], text: str) -> 
             )
         no_one = [1, answering, answered, math.log1p(len(names)), bool(said_gender), bool(said), len(names) == 1]
         rows.append([0.0] * len(FEATURES) + no_one)
-        found.append(Choice(t, names, [[float(x) for x in row] for row in rows]))
+        found.append(Choice(members, names, [[float(x) for x in row] for row in rows]))
     return found
 
 
@@ -163,12 +161,12 @@ def _called(k: int, turns: list[list[int]], utterances: list[Utterance], here: U
     first = utterances[turns[k][0]]
     if first.scene != here.scene or abs(first.paragraph - here.paragraph) > NEAR_PARAGRAPHS:
         return frozenset()
-    return addressees(" ".join(utterances[i].text for i in turns[k]))
+    return addressed_in(k, turns, utterances)
 
 
 def _names(narration: str, aliases: set[str]) -> bool:
     """True when the narration has one of the names as whole words ("Eliza" is not in "Elizabeth")."""
-    return any(a in narration and re.search(rf"(?<!\w){re.escape(a)}(?!\w)", narration) for a in aliases)
+    return any(mentions(narration, a) for a in aliases)
 
 
 def probabilities(rows: list[list[float]], weights: dict[str, float]) -> list[float]:
@@ -185,12 +183,11 @@ def rank_speakers(
 ) -> list[Utterance]:
     """The utterances with the likeliest nearby person named for each unnamed turn where the
     probability reaches CONFIDENCE (speaker_source "ranked")."""
-    turns = speaker_turns(utterances)
     named = list(utterances)
     for choice in choices(utterances, cast, text):
         p = probabilities(choice.rows, weights)[:-1]
         best = max(range(len(p)), key=p.__getitem__)
         if p[best] >= CONFIDENCE:
-            for i in turns[choice.turn]:
+            for i in choice.turn:
                 named[i] = with_speaker(utterances[i], choice.names[best], RANKED)
     return named

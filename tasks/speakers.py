@@ -86,7 +86,7 @@ def speaker_turns(utterances: list[Utterance]) -> list[list[int]]:
     return turns
 
 
-def _addressed_in(t: int, turns: list[list[int]], utterances: list[Utterance]) -> frozenset[str]:
+def addressed_in(t: int, turns: list[list[int]], utterances: list[Utterance]) -> frozenset[str]:
     """The names turn t's speech calls someone by."""
     return addressees(" ".join(utterances[i].text for i in turns[t]))
 
@@ -179,7 +179,7 @@ def narrator_name(utterances: list[Utterance], names: set[str]) -> str:
             if 0 <= other < len(turns) and utterances[turns[other][0]].speaker != "I":
                 first, second = sorted((t, other))
                 if adjacent(utterances[turns[first][-1]], utterances[turns[second][0]]):
-                    votes.update(_addressed_in(other, turns, utterances) & names)
+                    votes.update(addressed_in(other, turns, utterances) & names)
     (name, n), (_, runner_up) = (votes.most_common(2) + [("", 0)] * 2)[:2]
     speaking = {u.speaker for u in utterances if u.speaker}
     return name if n >= NARRATOR_VOTES and n >= 2 * runner_up and name not in speaking else ""
@@ -286,17 +286,17 @@ def _narrated(
             others += 1
             if others == NARRATED_SENTENCES:
                 break
-    if not name or name in _addressed_in(t, turns, utterances):
+    if not name or name in addressed_in(t, turns, utterances):
         return ""
     if t and speaker[t - 1] and not different_people(speaker[t - 1], name):
         return ""
     told = " ".join(sentences[at:])
-    if any(g == gender and _mentions(told, n) and different_people(n, name) for n, g in genders.items()):
+    if any(g == gender and mentions(told, n) and different_people(n, name) for n, g in genders.items()):
         return ""  # "Elizabeth looked at Jane, and ... she said": either woman
     return name
 
 
-def _mentions(text: str, name: str) -> bool:
+def mentions(text: str, name: str) -> bool:
     """True when the text has the name as whole words ("Eliza" is not in "Elizabeth was ...")."""
     return name in text and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
 
@@ -339,7 +339,7 @@ def _alternate(t: int, turns: list[list[int]], speaker: list[str], utterances: l
             continue
         if 0 <= other < len(turns) and speaker[other] and not different_people(speaker[other], speaker[a]):
             continue  # A B ? A: not A twice running
-        if speaker[a] in _addressed_in(t, turns, utterances):
+        if speaker[a] in addressed_in(t, turns, utterances):
             continue  # "..., Elizabeth?" is not Elizabeth speaking
         lo, mid, hi = sorted((a, b, t))
         chain = (
@@ -405,7 +405,7 @@ def _by_parity(
                 n
                 for k, t in enumerate(chain)
                 if k % 2 == known
-                for n in _addressed_in(t, turns, utterances)
+                for n in addressed_in(t, turns, utterances)
                 if n in names and different_people(n, sides[known][0])
             )
             if len(called) == 1 and max(called.values()) >= 2:
@@ -418,7 +418,7 @@ def _by_parity(
         first = next(k for k, t in enumerate(chain) if speaker[t])
         for k, t in enumerate(chain[first + 1 :], first + 1):
             name = (a, b)[k % 2]
-            if name and not speaker[t] and name not in _addressed_in(t, turns, utterances) and fits(t, name):
+            if name and not speaker[t] and name not in addressed_in(t, turns, utterances) and fits(t, name):
                 speaker[t], source[t] = name, TURN
 
 
@@ -449,7 +449,7 @@ def _between(
                 continue
             if any(not different_people(other, name) for other in others):
                 continue  # the other side named as this person: one of the names is wrong
-            if name not in _addressed_in(t, turns, utterances) and fits(t, name):
+            if name not in addressed_in(t, turns, utterances) and fits(t, name):
                 found.append((t, name))
         for t, name in found:
             speaker[t], source[t] = name, TURN
